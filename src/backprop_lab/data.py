@@ -1,0 +1,254 @@
+"""Data sets: logic gates, the article's homework set, TensorFlow-Playground-style 2-D sets, CSV.
+
+Every data set is generated or read locally (nothing is downloaded) and returned as a
+:class:`Dataset` of float32 NumPy arrays, inputs ``(samples, features)`` and targets
+``(samples, outputs)``. Generated sets are a pure function of their arguments and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from backprop_lab.errors import BackpropLabError
+
+
+class Dataset(NamedTuple):
+    """Training inputs and targets, with an optional held-out test split."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def num_targets(self) -> int:
+        return int(self.y_train.shape[1])
+
+    @property
+    def has_test(self) -> bool:
+        return self.x_test is not None and len(self.x_test) > 0
+
+
+GATE_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+GATE_TRUTH_TABLES = {
+    "and": [0, 0, 0, 1],
+    "or": [0, 1, 1, 1],
+    "nand": [1, 1, 1, 0],
+    "xor": [0, 1, 1, 0],
+}
+
+# SEED-NOTES §4: the article's three-sample training set, 2 inputs and 2 targets.
+HOMEWORK_INPUTS = np.array([[0.5, -0.5], [0.3, 0.4], [0.7, 0.9]], dtype=np.float32)
+HOMEWORK_TARGETS = np.array([[0.9, 0.1], [0.9, 0.9], [0.1, 0.1]], dtype=np.float32)
+
+PLAYGROUND_SETS = ("circle", "gaussians", "spiral", "moons")
+DATASET_NAMES: tuple[str, ...] = (*GATE_TRUTH_TABLES, "homework", *PLAYGROUND_SETS, "csv")
+
+
+def logic_gate(name: str) -> Dataset:
+    """The four rows of a two-input truth table (``and``, ``or``, ``nand``, ``xor``)."""
+    targets = np.array(GATE_TRUTH_TABLES[name], dtype=np.float32)[:, None]
+    return Dataset(name, GATE_INPUTS.copy(), targets)
+
+
+def homework() -> Dataset:
+    """The article's 3-sample set (SEED-NOTES §4)."""
+    return Dataset("homework", HOMEWORK_INPUTS.copy(), HOMEWORK_TARGETS.copy())
+
+
+def _circle(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    # As in TensorFlow Playground: an inner disc (label 1) inside a ring (label 0).
+    radius = 5.0
+    half = n // 2
+    inner_r = rng.uniform(0, radius * 0.5, half)
+    outer_r = rng.uniform(radius * 0.7, radius, n - half)
+    r = np.concatenate([inner_r, outer_r])
+    angle = rng.uniform(0, 2 * math.pi, n)
+    points = np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
+    points += rng.uniform(-radius, radius, (n, 2)) * noise
+    labels = np.concatenate([np.ones(half), np.zeros(n - half)])
+    return points / radius, labels
+
+
+def _gaussians(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    half = n // 2
+    spread = 0.5 + 2.0 * noise
+    positive = rng.normal(loc=(2.0, 2.0), scale=spread, size=(half, 2))
+    negative = rng.normal(loc=(-2.0, -2.0), scale=spread, size=(n - half, 2))
+    labels = np.concatenate([np.ones(half), np.zeros(n - half)])
+    return np.concatenate([positive, negative]) / 4.0, labels
+
+
+def _spiral(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    # Two interleaved arms, as in TensorFlow Playground's spiral set.
+    half = n // 2
+    points, labels = [], []
+    for label, (count, delta) in enumerate([(n - half, math.pi), (half, 0.0)]):
+        i = np.arange(count)
+        r = i / max(count, 1) * 5.0
+        t = 1.75 * i / max(count, 1) * 2 * math.pi + delta
+        xy = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
+        xy += rng.uniform(-1, 1, (count, 2)) * noise * 5.0 * 0.2
+        points.append(xy)
+        labels.append(np.full(count, float(label)))
+    return np.concatenate(points) / 5.0, np.concatenate(labels)
+
+
+def _moons(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    half = n // 2
+    outer = np.linspace(0, math.pi, n - half)
+    inner = np.linspace(0, math.pi, half)
+    upper = np.stack([np.cos(outer), np.sin(outer)], axis=1)
+    lower = np.stack([1 - np.cos(inner), 1 - np.sin(inner) - 0.5], axis=1)
+    points = np.concatenate([upper, lower]) + rng.normal(scale=noise, size=(n, 2))
+    labels = np.concatenate([np.zeros(n - half), np.ones(half)])
+    return points - np.array([0.5, 0.25]), labels
+
+
+_PLAYGROUND_GENERATORS = {"circle": _circle, "gaussians": _gaussians, "spiral": _spiral, "moons": _moons}
+
+
+def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> Dataset:
+    if not 0.0 <= test_fraction < 1.0:
+        raise BackpropLabError(f"test_fraction={test_fraction} must be in [0, 1)")
+    order = rng.permutation(len(x))
+    x, y = x[order].astype(np.float32), y[order].astype(np.float32)
+    num_test = int(round(test_fraction * len(x)))
+    if num_test == 0:
+        return Dataset(name, x, y)
+    if num_test >= len(x):
+        raise BackpropLabError(f"test_fraction={test_fraction} leaves no training samples out of {len(x)}")
+    return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test])
+
+
+def playground(name: str, *, num_samples: int = 200, noise: float = 0.1, test_fraction: float = 0.5, seed: int = 0) -> Dataset:
+    """A 2-D classification set in the style of TensorFlow Playground.
+
+    Args:
+      name: ``circle``, ``gaussians``, ``spiral`` or ``moons``.
+      num_samples: points in all (train + test).
+      noise: how far points stray from the clean shape (0 = none).
+      test_fraction: share of points held out as the test split.
+      seed: the same seed gives the same points and split.
+    """
+    if name not in _PLAYGROUND_GENERATORS:
+        raise BackpropLabError(f"unknown playground set {name!r}; choose one of: {', '.join(PLAYGROUND_SETS)}")
+    if num_samples < 2:
+        raise BackpropLabError(f"num_samples={num_samples} must be at least 2")
+    if noise < 0:
+        raise BackpropLabError(f"noise={noise} must be >= 0")
+    rng = np.random.default_rng(seed)
+    x, labels = _PLAYGROUND_GENERATORS[name](rng, num_samples, noise)
+    return _split(name, x, labels[:, None], test_fraction, rng)
+
+
+def load_csv(
+    path: str | Path,
+    feature_columns: Sequence[str],
+    target_columns: Sequence[str],
+    *,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+) -> Dataset:
+    """Read a CSV with a header row; the user names the feature and target columns.
+
+    Raises:
+      BackpropLabError: for a missing file or column, or a non-numeric cell (naming its row
+        number in the file, counting the header as row 1, and its column).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BackpropLabError(f"CSV file {str(path)!r} does not exist")
+    if not feature_columns or not target_columns:
+        raise BackpropLabError("a CSV data set needs data.feature_columns and data.target_columns")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            raise BackpropLabError(f"CSV file {str(path)!r} is empty") from None
+        wanted = list(feature_columns) + list(target_columns)
+        missing = [name for name in wanted if name not in header]
+        if missing:
+            raise BackpropLabError(
+                f"CSV file {str(path)!r} has no column {missing[0]!r}; its columns are: {', '.join(header)}"
+            )
+        indices = [header.index(name) for name in wanted]
+        rows = []
+        for row_number, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            values = []
+            for name, index in zip(wanted, indices):
+                cell = row[index].strip() if index < len(row) else ""
+                try:
+                    value = float(cell)
+                except ValueError:
+                    raise BackpropLabError(
+                        f"CSV file {str(path)!r}, row {row_number}, column {name!r}: "
+                        f"{cell!r} is not a number"
+                    ) from None
+                if not math.isfinite(value):
+                    raise BackpropLabError(
+                        f"CSV file {str(path)!r}, row {row_number}, column {name!r}: {cell!r} is not finite"
+                    )
+                values.append(value)
+            rows.append(values)
+    if not rows:
+        raise BackpropLabError(f"CSV file {str(path)!r} has a header but no data rows")
+    table = np.asarray(rows, dtype=np.float64)
+    num_features = len(feature_columns)
+    rng = np.random.default_rng(seed)
+    if test_fraction == 0.0:
+        return Dataset(path.stem, table[:, :num_features].astype(np.float32), table[:, num_features:].astype(np.float32))
+    return _split(path.stem, table[:, :num_features], table[:, num_features:], test_fraction, rng)
+
+
+def make_dataset(name: str, **options) -> Dataset:
+    """Build the data set called ``name`` (see :data:`DATASET_NAMES`) with its options."""
+    if name in GATE_TRUTH_TABLES:
+        return logic_gate(name)
+    if name == "homework":
+        return homework()
+    if name in _PLAYGROUND_GENERATORS:
+        return playground(
+            name,
+            num_samples=int(options.get("num_samples", 200)),
+            noise=float(options.get("noise", 0.1)),
+            test_fraction=float(options.get("test_fraction", 0.5)),
+            seed=int(options.get("seed", 0)),
+        )
+    if name == "csv":
+        return load_csv(
+            options.get("path") or "",
+            list(options.get("feature_columns") or []),
+            list(options.get("target_columns") or []),
+            test_fraction=float(options.get("test_fraction", 0.0)),
+            seed=int(options.get("seed", 0)),
+        )
+    raise BackpropLabError(f"unknown data set {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+
+
+def check_fits(dataset: Dataset, num_inputs: int, num_outputs: int) -> None:
+    """Raise if the data set's width does not match the network's input and output layers."""
+    if dataset.num_features != num_inputs:
+        raise BackpropLabError(
+            f"data set {dataset.name!r} has {dataset.num_features} input feature(s) but the network's "
+            f"input layer has {num_inputs}; set model.input_size={dataset.num_features} (or leave it unset)"
+        )
+    if dataset.num_targets != num_outputs:
+        raise BackpropLabError(
+            f"data set {dataset.name!r} has {dataset.num_targets} target(s) but the network's output "
+            f"layer has {num_outputs}; set model.output_size={dataset.num_targets} (or leave it unset)"
+        )

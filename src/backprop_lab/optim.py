@@ -1,0 +1,44 @@
+"""Optimizers, all from optax, with the learning rate as a traced value.
+
+``optax.inject_hyperparams`` keeps the learning rate in the optimizer state instead of baking
+it into the compiled program, so one compiled ``train`` serves every rate and a sweep can
+``vmap`` over rates.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from backprop_lab.errors import BackpropLabError
+
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float | jax.Array,
+    *,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> optax.GradientTransformation:
+    """Return the optimizer called ``name`` with a traced ``learning_rate``.
+
+    ``sgd`` is the article's rule ``w ← w − η·∂E/∂w``; ``momentum`` and ``nesterov`` are SGD
+    with (Nesterov) momentum; ``adam``, ``rmsprop`` and ``adagrad`` are the usual adaptive ones.
+    """
+    if name == "sgd":
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
+    if name in ("momentum", "nesterov"):
+        return optax.inject_hyperparams(optax.sgd)(
+            learning_rate=learning_rate, momentum=momentum, nesterov=name == "nesterov"
+        )
+    if name == "adam":
+        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta1, b2=beta2, eps=eps)
+    if name == "rmsprop":
+        return optax.inject_hyperparams(optax.rmsprop)(learning_rate=learning_rate, decay=beta2, eps=eps)
+    if name == "adagrad":
+        return optax.inject_hyperparams(optax.adagrad)(learning_rate=learning_rate, eps=eps)
+    raise BackpropLabError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZER_NAMES)}")
