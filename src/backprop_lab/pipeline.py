@@ -1,0 +1,444 @@
+"""The shell around the core: a validated config in, a trained and recorded run out.
+
+:func:`execute` is what ``bplab-train`` runs for each job: validate the config, build the data
+set and the compiled program, train (one network, or a learning-rate × seed grid as one
+vmapped program), and record everything in MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from backprop_lab import config as config_module
+from backprop_lab import tracking
+from backprop_lab.config import (
+    build_architecture,
+    build_dataset,
+    build_spec,
+    config_hash_of,
+    flatten,
+    is_grid,
+    sweep_learning_rates,
+    sweep_seeds,
+    to_container,
+    validate,
+)
+from backprop_lab.data import check_fits
+from backprop_lab.errors import BackpropLabError
+from backprop_lab.tracking import TAG_PREFIX, RunRecord
+
+# Show a progress bar when a job trains more sample-updates than this (about a second).
+_PROGRESS_MIN_UPDATES = 30_000_000
+
+
+@dataclass
+class RunSummary:
+    """What a job reports back: enough to print a summary and find the run again."""
+
+    run_id: str | None
+    run_name: str
+    experiment_name: str
+    tracking_uri: str
+    kind: str
+    final_loss: float
+    final_accuracy: float
+    status: str
+    record_folder: str
+    skipped: bool = False
+    cells: int = 1
+    solved_fraction: float = float("nan")
+    diverged_epoch: int = 0
+
+
+def set_precision(precision: str) -> None:
+    """float64 needs ``jax_enable_x64`` before arrays are made; float32 is JAX's default."""
+    import jax
+
+    jax.config.update("jax_enable_x64", precision == "float64")
+
+
+def describe_overrides(overrides: list[str]) -> str:
+    """A run name that says what varied: the command-line overrides, without the preset."""
+    varied = [item for item in overrides if not item.startswith(("experiment=", "tracking.", "hydra"))]
+    return ",".join(varied)
+
+
+def _initial_params_fn(cfg: DictConfig, architecture):
+    """``key -> params``: explicit numbers from the config, or a seeded random draw."""
+    import jax.numpy as jnp
+
+    from backprop_lab.model import init_params, params_from_lists
+
+    model = cfg.model
+    if model.initial_weights is not None:
+        explicit = params_from_lists(
+            architecture,
+            OmegaConf.to_container(model.initial_weights),
+            None if model.initial_biases is None else OmegaConf.to_container(model.initial_biases),
+            dtype=jnp.asarray(0.0).dtype,
+        )
+        return lambda key: explicit
+    return lambda key: init_params(key, architecture, model.init, model.init_scale)
+
+
+class _Progress:
+    """A rich progress bar fed by the core's progress hook."""
+
+    def __init__(self, total_epochs: int, label: str, enabled: bool):
+        self.enabled = enabled
+        self.total = total_epochs
+        self.label = label
+
+    def __enter__(self):
+        from backprop_lab import train as train_module
+
+        if not self.enabled:
+            return self
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total)
+        train_module.progress_hook = lambda done: self._bar.update(task, completed=done)
+        return self
+
+    def __exit__(self, *exc):
+        from backprop_lab import train as train_module
+
+        if self.enabled:
+            train_module.progress_hook = None
+            self._bar.stop()
+        return False
+
+
+def _curve_steps(num_epochs: int, max_points: int) -> np.ndarray:
+    """Epochs (1-based) to log when a curve is downsampled; always the first and the last."""
+    if num_epochs <= max_points:
+        return np.arange(1, num_epochs + 1)
+    return np.unique(np.round(np.linspace(1, num_epochs, max_points)).astype(int))
+
+
+def _write_common_artifacts(record: RunRecord, cfg: DictConfig, overrides: list[str], command: str) -> None:
+    folder = record.artifact_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    (folder / "reproduce.md").write_text(
+        "# Reproduce this run\n\n"
+        f"Commit: `{record.tags.get(TAG_PREFIX + 'git_commit', 'unknown')}` "
+        f"(dirty: {record.tags.get(TAG_PREFIX + 'git_dirty', 'unknown')})\n\n"
+        f"```\n{command}\n```\n\n"
+        "or, from the tracked run itself: `bplab-rerun RUN_ID`.\n"
+    )
+
+
+def _history_table(history) -> dict[str, np.ndarray]:
+    return {name: np.asarray(getattr(history, name)) for name in ("loss", "accuracy", "test_loss", "test_accuracy")}
+
+
+def _record_single(record: RunRecord, cfg, result, architecture, dataset) -> tuple[float, float]:
+    from backprop_lab import plots
+    from backprop_lab.model import forward, layer_activations, params_to_arrays, params_to_dict
+    from backprop_lab.sweep import epochs_to_target
+
+    history = _history_table(result.history)
+    for name, values in history.items():
+        if np.isfinite(values).any():
+            record.add_curve(name, values)
+    record.add_scalar("initial_loss", float(result.initial_loss))
+    record.add_scalar("initial_accuracy", float(result.initial_accuracy))
+    diverged_epoch = int(result.diverged_epoch)
+    record.add_scalar("diverged", float(diverged_epoch > 0))
+    record.add_scalar("diverged_epoch", float(diverged_epoch))
+    final_loss, final_accuracy = float(history["loss"][-1]), float(history["accuracy"][-1])
+    solved = final_accuracy >= cfg.training.success_accuracy
+    record.add_scalar("solved", float(solved))
+    record.add_scalar("epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss)))
+    folder = record.artifact_dir
+    np.savez(folder / "weights.npz", **params_to_arrays(result.params))
+    (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
+    header = "epoch," + ",".join(history)
+    rows = np.column_stack([np.arange(1, len(history["loss"]) + 1), *history.values()])
+    np.savetxt(folder / "history.csv", rows, delimiter=",", header=header, comments="", fmt="%.9g")
+    if cfg.tracking.plots:
+        plots.loss_curve(history, folder / "loss_curve.png", title=record.run_name)
+        if architecture.num_inputs == 2 and architecture.num_outputs == 1 and diverged_epoch == 0:
+            activations = layer_activations(architecture)
+            first = result.params[0]
+            lines = []
+            if len(result.params) > 1 and architecture.layer_sizes[1] <= 16:
+                theta = architecture.theta if architecture.hidden_activation == "threshold" else 0.0
+                biases = np.zeros(first.weights.shape[0]) if first.biases is None else np.asarray(first.biases)
+                lines = [(float(w[0]), float(w[1]), float(b - theta)) for w, b in zip(np.asarray(first.weights), biases)]
+            plots.decision_boundary(
+                lambda points: np.asarray(forward(result.params, points.astype(np.float32), activations))[:, 0],
+                dataset.x_train, dataset.y_train, folder / "decision_boundary.png", hidden_lines=lines,
+                title=record.run_name,
+            )
+    return final_loss, final_accuracy
+
+
+def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float, float, float]:
+    from backprop_lab import plots
+    from backprop_lab.sweep import epochs_to_target
+
+    result = grid.result
+    history = _history_table(result.history)
+    losses = history["loss"]
+    num_rates, num_seeds, num_epochs = losses.shape
+    final_accuracy = np.nan_to_num(history["accuracy"][..., -1], nan=0.0)
+    solved = (final_accuracy >= cfg.training.success_accuracy) & (result.diverged_epoch == 0)
+    to_target = epochs_to_target(np.nan_to_num(losses, nan=np.inf), cfg.training.target_loss)
+    folder = record.artifact_dir
+    arrays = {
+        "learning_rates": grid.learning_rates,
+        "seeds": grid.seeds,
+        "initial_loss": np.asarray(result.initial_loss),
+        "diverged_epoch": np.asarray(result.diverged_epoch),
+        "solved": solved,
+        "epochs_to_target": to_target,
+        **{name: values for name, values in history.items()},
+    }
+    for index, layer in enumerate(result.params):
+        arrays[f"layer{index}_weights"] = np.asarray(layer.weights)
+        if layer.biases is not None:
+            arrays[f"layer{index}_biases"] = np.asarray(layer.biases)
+    np.savez_compressed(folder / "grid.npz", **arrays)
+    with (folder / "cells.csv").open("w") as table:
+        table.write("learning_rate,seed,final_loss,final_accuracy,solved,diverged_epoch,epochs_to_target\n")
+        for r in range(num_rates):
+            for s in range(num_seeds):
+                table.write(
+                    f"{grid.learning_rates[r]:.9g},{grid.seeds[s]},{losses[r, s, -1]:.9g},"
+                    f"{history['accuracy'][r, s, -1]:.9g},{int(solved[r, s])},{int(result.diverged_epoch[r, s])},{int(to_target[r, s])}\n"
+                )
+    if cfg.tracking.plots:
+        plots.grid_loss_curves(grid.learning_rates, losses, folder / "loss_by_learning_rate.png", title=record.run_name)
+        plots.success_by(
+            [f"{rate:.3g}" for rate in grid.learning_rates], solved.mean(axis=1), folder / "success_by_learning_rate.png",
+            xlabel="learning rate", log_x_values=grid.learning_rates, title=record.run_name,
+        )
+    record.add_scalar("success_rate", float(solved.mean()))
+    record.add_scalar("diverged_fraction", float((result.diverged_epoch > 0).mean()))
+    record.add_scalar("cells", float(num_rates * num_seeds))
+    best = int(np.argmax(solved.mean(axis=1)))
+    record.add_scalar("best_learning_rate", float(grid.learning_rates[best]))
+
+    # One child run per learning rate: what the MLflow UI compares.
+    steps = _curve_steps(num_epochs, cfg.tracking.max_curve_points)
+    base_params = dict(record.params)
+    for r, rate in enumerate(grid.learning_rates):
+        name = f"lr={rate:.4g}"
+        child = RunRecord(
+            folder=str(Path(record.folder) / "children" / f"lr_{r:03d}"),
+            experiment_name=record.experiment_name,
+            run_name=name,
+            tracking_uri=record.tracking_uri,
+            tags={**record.tags, TAG_PREFIX + "kind": "grid_row", TAG_PREFIX + "grid_row": str(r)},
+            status="FINISHED",
+        )
+        child.add_params({**base_params, "optimizer.learning_rate": f"{rate:.9g}", "grid.num_seeds": num_seeds})
+        row_losses = losses[r]
+        for s, seed in enumerate(grid.seeds):
+            child.add_curve(f"loss/seed_{int(seed):03d}", row_losses[s, steps - 1], steps=steps)
+        with np.errstate(all="ignore"), contextlib.suppress(Exception):
+            child.add_curve("loss_median", np.nanmedian(row_losses[:, steps - 1], axis=0), steps=steps)
+            child.add_curve("loss_mean", np.nanmean(row_losses[:, steps - 1], axis=0), steps=steps)
+            child.add_curve("loss_q25", np.nanpercentile(row_losses[:, steps - 1], 25, axis=0), steps=steps)
+            child.add_curve("loss_q75", np.nanpercentile(row_losses[:, steps - 1], 75, axis=0), steps=steps)
+            child.add_curve("accuracy_mean", np.nanmean(history["accuracy"][r][:, steps - 1], axis=0), steps=steps)
+        finals = row_losses[:, -1]
+        child.add_scalar("success_rate", float(solved[r].mean()))
+        child.add_scalar("diverged_fraction", float((result.diverged_epoch[r] > 0).mean()))
+        if np.isfinite(finals).any():
+            child.add_scalar("final_loss_median", float(np.nanmedian(finals)))
+            child.add_scalar("final_loss_mean", float(np.nanmean(finals)))
+            child.add_scalar("final_loss_std", float(np.nanstd(finals)))
+        reached = to_target[r][to_target[r] > 0]
+        child.add_scalar("reached_target_fraction", float((to_target[r] > 0).mean()))
+        if reached.size:
+            child.add_scalar("epochs_to_target_median", float(np.median(reached)))
+        child.save()
+        record.children.append(str(Path("children") / f"lr_{r:03d}"))
+    with np.errstate(all="ignore"):
+        final_loss = float(np.nanmedian(losses[..., -1])) if np.isfinite(losses[..., -1]).any() else float("nan")
+    return final_loss, float(np.nanmean(final_accuracy)), float(solved.mean())
+
+
+def find_finished(uri: str, experiment_name: str, digest: str) -> str | None:
+    """The id of a FINISHED run of this experiment with this config hash, if there is one."""
+    mlflow_client = tracking.client(uri)
+    experiment = mlflow_client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_PREFIX}config_hash` = '{digest}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def execute(
+    cfg: DictConfig,
+    *,
+    output_dir: str | Path,
+    overrides: list[str] | None = None,
+    parent_run_id: str | None = None,
+    tracking_uri: str | None = None,
+    console=None,
+) -> RunSummary:
+    """Validate, train and record one job. Bad input raises before any run is created.
+
+    Args:
+      cfg: the composed config.
+      output_dir: the job's folder (Hydra's output dir); the run record is kept there.
+      overrides: the command-line overrides, for the run name and the reproduce command.
+      parent_run_id: the multirun's parent run, when this job is one of its children.
+      tracking_uri: the store to use instead of the configured one (a multirun's parent's).
+    """
+    from backprop_lab.sweep import seed_keys, train_grid
+    from backprop_lab.train import to_device_data, train_network, validate_spec
+
+    overrides = list(overrides or [])
+    validate(cfg)
+    set_precision(cfg.training.precision)
+    dataset = build_dataset(cfg)
+    architecture = build_architecture(cfg, dataset)
+    check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
+    spec = build_spec(cfg, architecture)
+    validate_spec(spec)
+    init_fn = _initial_params_fn(cfg, architecture)
+    grid = is_grid(cfg)
+    rates = sweep_learning_rates(cfg) or [float(cfg.optimizer.learning_rate)]
+    seeds = sweep_seeds(cfg) or [int(cfg.seed)]
+    cells = len(rates) * len(seeds)
+
+    uri = tracking.resolve_tracking_uri(tracking_uri or cfg.tracking.uri)
+    tracking.check_reachable(uri)
+    experiment_name = cfg.tracking.experiment_name or cfg.name
+    container = to_container(cfg)
+    digest = config_hash_of(container)
+    varied = describe_overrides(overrides)
+    if cfg.tracking.run_name:
+        run_name = cfg.tracking.run_name
+    elif grid:
+        run_name = f"grid {len(rates)} lr x {len(seeds)} seeds" + (f" {varied}" if varied else "")
+    else:
+        run_name = varied or f"{cfg.name} seed={cfg.seed}"
+    command = "bplab-train " + " ".join(shlex.quote(item) for item in overrides)
+
+    if cfg.resume:
+        tracking.ensure_experiment(uri, experiment_name)
+        finished = find_finished(uri, experiment_name, digest)
+        if finished:
+            return RunSummary(finished, run_name, experiment_name, uri, "grid" if grid else "single", float("nan"), float("nan"), "FINISHED", "", skipped=True, cells=cells)
+
+    tags = tracking.provenance_tags(cfg.training.precision, int(cfg.seed))
+    tags.update({
+        TAG_PREFIX + "kind": "grid" if grid else "single",
+        TAG_PREFIX + "config_hash": digest,
+        TAG_PREFIX + "preset": cfg.name,
+        TAG_PREFIX + "command": command[:5000],
+        TAG_PREFIX + "overrides": " ".join(overrides)[:5000],
+        "mlflow.note.content": (cfg.description or cfg.name),
+    })
+    record = RunRecord(
+        folder=str(Path(output_dir) / "mlflow_record"),
+        experiment_name=experiment_name,
+        run_name=run_name[:250],
+        tracking_uri=uri,
+        tags=tags,
+        parent_run_id=parent_run_id,
+    )
+    record.add_params(flatten(container))
+    tracking.ensure_experiment(uri, experiment_name)
+    tracking.create_run(record)
+    try:
+        _write_common_artifacts(record, cfg, overrides, command)
+        data = to_device_data(dataset)
+        total_updates = cfg.training.epochs * len(dataset.x_train) * cells
+        show_progress = bool(cfg.tracking.progress) and total_updates >= _PROGRESS_MIN_UPDATES and sys.stderr.isatty()
+        if show_progress:
+            spec = spec._replace(progress_every=max(1, spec.epochs // 200))
+        started = time.perf_counter()
+        with _Progress(spec.epochs, run_name, show_progress):
+            if grid:
+                grid_result = train_grid(spec, init_fn, rates, seeds, data)
+            else:
+                init_key, shuffle_key = seed_keys(int(cfg.seed))
+                result = train_network(spec, init_fn(init_key), rates[0], shuffle_key, data)
+                result.history.loss.block_until_ready()
+        record.add_scalar("train_seconds", time.perf_counter() - started)
+        if grid:
+            final_loss, final_accuracy, solved_fraction = _record_grid(record, cfg, grid_result, overrides)
+            diverged_epoch = 0
+        else:
+            final_loss, final_accuracy = _record_single(record, cfg, result, architecture, dataset)
+            solved_fraction = float(final_accuracy >= cfg.training.success_accuracy)
+            diverged_epoch = int(result.diverged_epoch)
+        record.status = "FINISHED"
+        record.save()
+    except KeyboardInterrupt:
+        record.status = "KILLED"
+        record.save()
+        tracking.end_run(uri, record.run_id, "KILLED", "interrupted (Ctrl-C)")
+        raise
+    except BaseException as error:
+        record.status = "FAILED"
+        record.save()
+        tracking.end_run(uri, record.run_id, "FAILED", f"{type(error).__name__}: {error}")
+        raise
+    status = "FINISHED"
+    try:
+        tracking.publish(record)
+    except Exception as error:  # the server went away: the record waits on disk for bplab-sync
+        status = "PENDING"
+        if console is not None:
+            console.print(
+                f"[yellow]could not reach the tracking store ({type(error).__name__}); the run is kept in "
+                f"{record.folder} — upload it later with: bplab-sync {record.folder}[/]"
+            )
+    return RunSummary(
+        record.run_id, record.run_name, experiment_name, uri, "grid" if grid else "single",
+        final_loss, final_accuracy, status, record.folder, cells=cells,
+        solved_fraction=solved_fraction, diverged_epoch=diverged_epoch,
+    )
+
+
+def ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on the same store."""
+    if tracking.is_remote(uri):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def format_summary(summary: RunSummary) -> str:
+    if summary.skipped:
+        return f"skipped (already FINISHED as run {summary.run_id}; resume=true)"
+    fmt = lambda value: "nan" if value is None or math.isnan(value) else f"{value:.6g}"  # noqa: E731
+    parts = [f"[bold]{summary.run_name}[/]", f"loss {fmt(summary.final_loss)}", f"accuracy {fmt(summary.final_accuracy)}"]
+    if summary.kind == "grid":
+        parts.append(f"{summary.cells} cells, {summary.solved_fraction:.0%} solved")
+    if summary.diverged_epoch:
+        parts.append(f"[red]diverged at epoch {summary.diverged_epoch}[/]")
+    parts.append(f"run {summary.run_id}")
+    if summary.status != "FINISHED":
+        parts.append(f"[yellow]{summary.status}[/]")
+    return " | ".join(parts)
+
+
+__all__ = ["RunSummary", "execute", "format_summary", "ui_command", "config_module"]

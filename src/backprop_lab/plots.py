@@ -1,0 +1,134 @@
+"""Figures shared by run records and reports (matplotlib, Agg backend, deterministic output).
+
+Every function takes plain NumPy data and a path, writes one PNG, and returns the path.
+PNG metadata is fixed so the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+_PNG_METADATA = {"Software": None}
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "backprop-lab"})
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata=_PNG_METADATA, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def loss_curve(history: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """Training (and test) loss and accuracy per epoch; loss on a log scale."""
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(8, 3))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    loss_axis.plot(epochs, history["loss"], label="train")
+    if np.isfinite(history.get("test_loss", np.array([np.nan]))).any():
+        loss_axis.plot(epochs, history["test_loss"], label="test")
+    loss_axis.set_yscale("log")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss")
+    loss_axis.legend()
+    accuracy_axis.plot(epochs, history["accuracy"], label="train")
+    if np.isfinite(history.get("test_accuracy", np.array([np.nan]))).any():
+        accuracy_axis.plot(epochs, history["test_accuracy"], label="test")
+    accuracy_axis.set_ylim(-0.05, 1.05)
+    accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.set_ylabel("accuracy")
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def decision_boundary(
+    predict,
+    x: np.ndarray,
+    y: np.ndarray,
+    path: str | Path,
+    *,
+    hidden_lines: Sequence[tuple[float, float, float]] = (),
+    title: str = "",
+) -> Path:
+    """The network's output over the input plane, the data, and each hidden unit's line.
+
+    Args:
+      predict: ``(n, 2) -> (n,)`` network output for points of the plane.
+      x, y: the data (2 features, one 0/1 target).
+      hidden_lines: ``(w1, w2, b)`` per first-layer unit; its line is ``w1·x1 + w2·x2 + b = θ``
+        (pass ``b − θ``).
+    """
+    margin = 0.5
+    low, high = x.min(axis=0) - margin, x.max(axis=0) + margin
+    grid_x1, grid_x2 = np.meshgrid(np.linspace(low[0], high[0], 150), np.linspace(low[1], high[1], 150))
+    plane = np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1)
+    values = np.asarray(predict(plane)).reshape(grid_x1.shape)
+    figure, axis = plt.subplots(figsize=(4, 4))
+    image = axis.contourf(grid_x1, grid_x2, values, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6, extend="both")
+    axis.contour(grid_x1, grid_x2, values, levels=[0.5], colors="k", linewidths=1.5)
+    labels = y.reshape(len(y), -1)[:, 0]
+    axis.scatter(x[:, 0], x[:, 1], c=labels, cmap="RdBu_r", vmin=0, vmax=1, edgecolors="k", s=30, zorder=3)
+    xs = np.linspace(low[0], high[0], 2)
+    for index, (w1, w2, b) in enumerate(hidden_lines):
+        if abs(w2) > 1e-9:
+            axis.plot(xs, -(w1 * xs + b) / w2, "--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
+        elif abs(w1) > 1e-9:
+            axis.axvline(-b / w1, ls="--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
+    if hidden_lines:
+        axis.legend(loc="upper right", fontsize=7)
+    axis.set_xlim(low[0], high[0])
+    axis.set_ylim(low[1], high[1])
+    axis.set_xlabel("x1")
+    axis.set_ylabel("x2")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    return _save(figure, path)
+
+
+def grid_loss_curves(learning_rates: np.ndarray, losses: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Median loss per learning rate with the 25–75% band across seeds; log scale.
+
+    ``losses`` has shape ``(rates, seeds, epochs)``; diverged epochs are NaN and skipped.
+    """
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    epochs = np.arange(1, losses.shape[-1] + 1)
+    colors = plt.cm.viridis(np.linspace(0, 1, max(len(learning_rates), 2)))
+    for index, rate in enumerate(learning_rates):
+        curves = losses[index]
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(curves).any(axis=0)
+            if not finite.any():
+                continue
+            median = np.nanmedian(np.where(finite, curves, np.nan), axis=0)
+            low, high = np.nanpercentile(curves, [25, 75], axis=0)
+        axis.plot(epochs, median, color=colors[index], lw=1.2, label=f"η={rate:.3g}")
+        axis.fill_between(epochs, low, high, color=colors[index], alpha=0.15, lw=0)
+    axis.set_yscale("log")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss (median, 25–75% band)")
+    axis.legend(fontsize=7, ncol=2)
+    axis.set_title(title)
+    return _save(figure, path)
+
+
+def success_by(labels: Sequence[str], rates: np.ndarray, path: str | Path, *, xlabel: str, title: str = "", log_x_values: np.ndarray | None = None) -> Path:
+    """Success rate (share of seeds solved) per learning rate or per architecture."""
+    figure, axis = plt.subplots(figsize=(6, 3))
+    if log_x_values is not None:
+        axis.plot(log_x_values, rates, "o-")
+        axis.set_xscale("log")
+    else:
+        axis.bar(range(len(labels)), rates)
+        axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("success rate")
+    axis.set_title(title)
+    return _save(figure, path)
