@@ -55,7 +55,7 @@ def forward(
     """Net inputs ``z`` and outputs of every layer for ``inputs`` of shape ``(samples, inputs)``."""
     net_inputs, outputs = [], []
     signal = np.asarray(inputs)
-    for layer_weights, layer_biases, name in zip(weights, biases, activations):
+    for layer_weights, layer_biases, name in zip(weights, biases, activations, strict=True):
         function, _ = ACTIVATIONS[name]
         z = signal @ layer_weights.T  # z[s, j] = Σᵢ x[s, i] · W[j, i]
         if layer_biases is not None:
@@ -156,7 +156,9 @@ def finite_difference_gradients(
                 minus = [a.copy() if a is not None else None for a in arrays]
                 plus[index][position] += step
                 minus[index][position] -= step
-                gradient[position] = (loss_at(*rebuild(plus)) - loss_at(*rebuild(minus))) / (2 * step)
+                gradient[position] = (loss_at(*rebuild(plus)) - loss_at(*rebuild(minus))) / (
+                    2 * step
+                )
             gradients.append(gradient)
         return gradients
 
@@ -195,7 +197,7 @@ class Optimizer:
             self.second = [np.zeros_like(p) for p in params]
         self.step_count += 1
         new_params = []
-        for index, (param, gradient) in enumerate(zip(params, gradients)):
+        for index, (param, gradient) in enumerate(zip(params, gradients, strict=True)):
             if self.name == "sgd":
                 direction = gradient
             elif self.name == "momentum":
@@ -205,7 +207,9 @@ class Optimizer:
             else:
                 # Adam, Kingma & Ba (2015), Algorithm 1, with ε outside the square root.
                 self.first[index] = self.beta1 * self.first[index] + (1 - self.beta1) * gradient
-                self.second[index] = self.beta2 * self.second[index] + (1 - self.beta2) * gradient**2
+                self.second[index] = (
+                    self.beta2 * self.second[index] + (1 - self.beta2) * gradient**2
+                )
                 first_hat = self.first[index] / (1 - self.beta1**self.step_count)
                 second_hat = self.second[index] / (1 - self.beta2**self.step_count)
                 direction = first_hat / (np.sqrt(second_hat) + self.eps)
@@ -223,7 +227,9 @@ def full_batches(num_samples: int) -> list[np.ndarray]:
     return [np.arange(num_samples)]
 
 
-def padded_minibatches(order: Sequence[int], batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def padded_minibatches(
+    order: Sequence[int], batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Mini-batches of ``order``; the last one is topped up with zero-weight repeats.
 
     Returns ``(indices, sample_weight)`` pairs, every batch of ``batch_size`` samples.
@@ -307,7 +313,7 @@ def perceptron(
     bias = np.array(bias, dtype=np.float64)
     accuracies = []
     for _ in range(epochs):
-        for x, y in zip(inputs, targets):
+        for x, y in zip(inputs, targets, strict=True):
             prediction = (weights @ x + bias > theta).astype(np.float64)
             weights = weights + learning_rate * np.outer(y - prediction, x)
             bias = bias + learning_rate * (y - prediction)
@@ -322,11 +328,15 @@ def all_orders(num_samples: int) -> list[tuple[int, ...]]:
 
 
 def random_network(
-    rng: np.random.Generator, layer_sizes: Sequence[int], *, use_bias: bool = True, scale: float = 1.0
+    rng: np.random.Generator,
+    layer_sizes: Sequence[int],
+    *,
+    use_bias: bool = True,
+    scale: float = 1.0,
 ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Random weights (rows per unit) and biases for ``layer_sizes``."""
     weights, biases = [], []
-    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
         weights.append(scale * rng.normal(size=(n_out, n_in)))
         biases.append(scale * rng.normal(size=n_out) if use_bias else None)
     return weights, biases

@@ -32,7 +32,7 @@ def test_logic_gate_truth_table(name):
     assert dataset.x_train.shape == (4, 2) and dataset.y_train.shape == (4, 1)
     assert dataset.x_train.dtype == np.float32 and dataset.y_train.dtype == np.float32
     assert {tuple(row) for row in dataset.x_train.astype(int)} == {(0, 0), (0, 1), (1, 0), (1, 1)}
-    for (a, b), (y,) in zip(dataset.x_train.astype(int), dataset.y_train):
+    for (a, b), (y,) in zip(dataset.x_train.astype(int), dataset.y_train, strict=True):
         assert y == GATES[name](a, b)
     assert not dataset.has_test
     assert (dataset.num_features, dataset.num_targets) == (2, 1)
@@ -69,7 +69,7 @@ def test_playground_is_a_function_of_its_seed(name):
     first = playground(name, seed=3)
     again = playground(name, seed=3)
     other = playground(name, seed=4)
-    for a, b in zip(first[1:], again[1:]):
+    for a, b in zip(first[1:], again[1:], strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.x_train, other.x_train)
 
@@ -108,7 +108,9 @@ def test_noiseless_gaussians_are_centred_on_opposite_corners():
 def test_make_dataset_passes_options():
     dataset = make_dataset("spiral", num_samples=60, noise=0.0, test_fraction=0.5, seed=1)
     assert len(dataset.x_train) == 30 and len(dataset.x_test) == 30
-    np.testing.assert_array_equal(dataset.x_train, playground("spiral", num_samples=60, noise=0.0, seed=1).x_train)
+    np.testing.assert_array_equal(
+        dataset.x_train, playground("spiral", num_samples=60, noise=0.0, seed=1).x_train
+    )
     assert make_dataset("xor").name == "xor"
     assert set(DATASET_NAMES) >= {"and", "or", "nand", "xor", "homework", "csv", *PLAYGROUND_SETS}
 
@@ -182,7 +184,14 @@ def test_csv_split_is_seeded(tmp_path):
     rows = "\n".join(f"{i},{i % 2}" for i in range(20))
     path = _write(tmp_path, f"x,y\n{rows}\n")
     first = load_csv(path, ["x"], ["y"], test_fraction=0.25, seed=5)
-    again = make_dataset("csv", path=str(path), feature_columns=["x"], target_columns=["y"], test_fraction=0.25, seed=5)
+    again = make_dataset(
+        "csv",
+        path=str(path),
+        feature_columns=["x"],
+        target_columns=["y"],
+        test_fraction=0.25,
+        seed=5,
+    )
     assert len(first.x_train) == 15 and len(first.x_test) == 5
     np.testing.assert_array_equal(first.x_test, again.x_test)
     # Every row keeps its own target.
@@ -192,7 +201,9 @@ def test_csv_split_is_seeded(tmp_path):
 
 def test_csv_non_numeric_cell_names_row_and_column(tmp_path):
     path = _write(tmp_path, "x1,x2,y\n0.1,0.2,1\n0.3,abc,0\n")
-    with pytest.raises(BackpropLabError, match=r"row 3, column 'x2': 'abc' is not a number") as error:
+    with pytest.raises(
+        BackpropLabError, match=r"row 3, column 'x2': 'abc' is not a number"
+    ) as error:
         load_csv(path, ["x1", "x2"], ["y"])
     assert str(path) in str(error.value)
 
@@ -222,5 +233,7 @@ def test_csv_missing_file_and_empty_files(tmp_path):
         load_csv(_write(tmp_path, ""), ["x"], ["y"])
     with pytest.raises(BackpropLabError, match=r"has a header but no data rows"):
         load_csv(_write(tmp_path, "x,y\n"), ["x"], ["y"])
-    with pytest.raises(BackpropLabError, match=r"needs data.feature_columns and data.target_columns"):
+    with pytest.raises(
+        BackpropLabError, match=r"needs data.feature_columns and data.target_columns"
+    ):
         load_csv(_write(tmp_path, "x,y\n1,2\n"), [], ["y"])

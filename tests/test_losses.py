@@ -57,7 +57,9 @@ def test_half_sse_on_the_worked_example_first_sample():
     targets = jnp.asarray([[0.9, 0.1]])
     outputs = jnp.asarray([[0.7164, 0.5238]])
     value = get_loss("half_sse")(targets, outputs)
-    assert float(value) == pytest.approx(0.5 * ((0.9 - 0.7164) ** 2 + (0.1 - 0.5238) ** 2), rel=1e-6)
+    assert float(value) == pytest.approx(
+        0.5 * ((0.9 - 0.7164) ** 2 + (0.1 - 0.5238) ** 2), rel=1e-6
+    )
     # The ½ makes ∂E/∂ŷ₁ = −(y₁ − ŷ₁) = −0.1836.
     gradient = jax.grad(lambda p: get_loss("half_sse")(targets, p))(outputs)
     np.testing.assert_allclose(np.asarray(gradient), [[-0.1836, 0.4238]], atol=1e-6)

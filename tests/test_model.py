@@ -116,9 +116,9 @@ def test_worked_example_chain_rule_factors():
     assert float(slope(net_inputs[1][0])) == pytest.approx(0.2031, abs=ARTICLE_ATOL)
     assert float(slope(net_inputs[0][0])) == pytest.approx(0.2484, abs=ARTICLE_ATOL)
     # ∂E/∂h1 = Σₖ δₖ · w(h1→oₖ) = −0.0370: the gradient of E with respect to the hidden output.
-    d_hidden = jax.grad(
-        lambda h: _half_sse_of_sample(params[1:], h, targets, activations[1:])
-    )(hidden)
+    d_hidden = jax.grad(lambda h: _half_sse_of_sample(params[1:], h, targets, activations[1:]))(
+        hidden
+    )
     assert float(d_hidden[0]) == pytest.approx(-0.0370, abs=ARTICLE_ATOL)
 
 
@@ -131,9 +131,14 @@ def test_worked_example_gradients_match_numpy_backprop(x64):
     weights = [np.asarray(w, np.float64) for w in WORKED_WEIGHTS]
     biases = [np.asarray(b, np.float64) for b in WORKED_BIASES]
     _, weight_grads, bias_grads = ref.backprop(
-        weights, biases, np.array([[0.5, -0.5]]), np.array([[0.9, 0.1]]), ["sigmoid"] * 2, "half_sse"
+        weights,
+        biases,
+        np.array([[0.5, -0.5]]),
+        np.array([[0.9, 0.1]]),
+        ["sigmoid"] * 2,
+        "half_sse",
     )
-    for layer, expected_w, expected_b in zip(grads, weight_grads, bias_grads):
+    for layer, expected_w, expected_b in zip(grads, weight_grads, bias_grads, strict=True):
         np.testing.assert_allclose(np.asarray(layer.weights), expected_w, rtol=1e-12)
         np.testing.assert_allclose(np.asarray(layer.biases), expected_b, rtol=1e-12)
 
@@ -147,7 +152,9 @@ HARVARD_WEIGHTS = [0.0, 0.0, 0.3, 0.3, 0.5, 0.7, 1.0]
 def test_harvard_neuron_passes_with_threshold_one():
     architecture = Architecture((7, 1), output_activation="threshold", use_bias=False, theta=1.0)
     params = params_from_lists(architecture, [[HARVARD_WEIGHTS]])
-    (z,), (output,) = forward_trace(params, jnp.asarray(HARVARD_INPUTS), layer_activations(architecture))
+    (z,), (output,) = forward_trace(
+        params, jnp.asarray(HARVARD_INPUTS), layer_activations(architecture)
+    )
     assert float(z[0]) == pytest.approx(2.291, abs=1e-5)
     assert float(output[0]) == 1.0
 
@@ -156,7 +163,9 @@ def test_harvard_neuron_with_bias_input_instead_of_threshold():
     # θ = 1 is the same unit as θ = 0 with a bias weight of −1 on an input fixed at 1.
     architecture = Architecture((7, 1), output_activation="threshold", use_bias=True, theta=0.0)
     params = params_from_lists(architecture, [[HARVARD_WEIGHTS]], [[-1.0]])
-    (z,), (output,) = forward_trace(params, jnp.asarray(HARVARD_INPUTS), layer_activations(architecture))
+    (z,), (output,) = forward_trace(
+        params, jnp.asarray(HARVARD_INPUTS), layer_activations(architecture)
+    )
     assert float(z[0]) == pytest.approx(1.291, abs=1e-5)
     assert float(output[0]) == 1.0
     # A weaker student, z = 0.87·0.3 + 0.8·0.3 = 0.501, fails.
@@ -214,7 +223,7 @@ def test_jax_gradients_match_numpy_backprop(shape, hidden, output, loss, x64):
         weights, biases, inputs, targets, activations, loss
     )
     assert float(value) == pytest.approx(expected_value, rel=1e-12)
-    for layer, expected_w, expected_b in zip(grads, weight_grads, bias_grads):
+    for layer, expected_w, expected_b in zip(grads, weight_grads, bias_grads, strict=True):
         np.testing.assert_allclose(np.asarray(layer.weights), expected_w, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(np.asarray(layer.biases), expected_b, rtol=1e-9, atol=1e-12)
 
@@ -237,26 +246,32 @@ def test_gradients_without_biases_match_numpy_backprop(x64):
     architecture, params, weights, biases, inputs, targets = _random_problem(
         (3, 4, 2), "tanh", "sigmoid", "half_sse", seed=3, use_bias=False
     )
-    grads = jax.grad(_engine_loss(architecture, "half_sse"))(params, jnp.asarray(inputs), jnp.asarray(targets))
+    grads = jax.grad(_engine_loss(architecture, "half_sse"))(
+        params, jnp.asarray(inputs), jnp.asarray(targets)
+    )
     _, weight_grads, bias_grads = ref.backprop(
         weights, biases, inputs, targets, ["tanh", "sigmoid"], "half_sse"
     )
     assert all(layer.biases is None for layer in grads) and bias_grads == [None, None]
-    for layer, expected in zip(grads, weight_grads):
+    for layer, expected in zip(grads, weight_grads, strict=True):
         np.testing.assert_allclose(np.asarray(layer.weights), expected, rtol=1e-9)
 
 
-@pytest.mark.parametrize("hidden, loss", [("sigmoid", "bce"), ("tanh", "mse"), ("relu", "half_sse")])
+@pytest.mark.parametrize(
+    "hidden, loss", [("sigmoid", "bce"), ("tanh", "mse"), ("relu", "half_sse")]
+)
 def test_numpy_backprop_itself_matches_finite_differences(hidden, loss):
     """The reference is only worth trusting if it is checked too."""
     output = OUTPUT_FOR_LOSS[loss]
-    _, _, weights, biases, inputs, targets = _random_problem((2, 5, 3, 1), hidden, output, loss, seed=11)
+    _, _, weights, biases, inputs, targets = _random_problem(
+        (2, 5, 3, 1), hidden, output, loss, seed=11
+    )
     activations = ref.layer_activation_names(hidden, output, 3)
     _, weight_grads, bias_grads = ref.backprop(weights, biases, inputs, targets, activations, loss)
     fd_weights, fd_biases = ref.finite_difference_gradients(
         weights, biases, inputs, targets, activations, loss
     )
-    for analytic, numeric in zip(weight_grads + bias_grads, fd_weights + fd_biases):
+    for analytic, numeric in zip(weight_grads + bias_grads, fd_weights + fd_biases, strict=True):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -284,7 +299,13 @@ def test_threshold_network_has_zero_gradient_and_ste_does_not():
 
 @pytest.mark.parametrize(
     "sizes, use_bias, expected",
-    [((2, 1), True, 3), ((2, 2, 1), True, 9), ((2, 2, 2), True, 12), ((3, 4, 2), False, 20), ((7, 1), False, 7)],
+    [
+        ((2, 1), True, 3),
+        ((2, 2, 1), True, 9),
+        ((2, 2, 2), True, 12),
+        ((3, 4, 2), False, 20),
+        ((7, 1), False, 7),
+    ],
 )
 def test_count_parameters(sizes, use_bias, expected):
     architecture = Architecture(sizes, use_bias=use_bias)
@@ -293,7 +314,9 @@ def test_count_parameters(sizes, use_bias, expected):
     assert sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)) == expected
 
 
-@pytest.mark.parametrize("scheme", ["normal", "uniform", "glorot_uniform", "glorot_normal", "he_normal"])
+@pytest.mark.parametrize(
+    "scheme", ["normal", "uniform", "glorot_uniform", "glorot_normal", "he_normal"]
+)
 def test_init_shapes_zero_biases_and_determinism(scheme):
     architecture = Architecture((3, 4, 2))
     params = init_params(jax.random.PRNGKey(1), architecture, scheme)
@@ -301,7 +324,7 @@ def test_init_shapes_zero_biases_and_determinism(scheme):
     other = init_params(jax.random.PRNGKey(2), architecture, scheme)
     assert [layer.weights.shape for layer in params] == [(4, 3), (2, 4)]
     assert [layer.biases.shape for layer in params] == [(4,), (2,)]
-    for layer, same, different in zip(params, again, other):
+    for layer, same, different in zip(params, again, other, strict=True):
         np.testing.assert_array_equal(np.asarray(layer.biases), 0.0)
         np.testing.assert_array_equal(np.asarray(layer.weights), np.asarray(same.weights))
         assert not np.array_equal(np.asarray(layer.weights), np.asarray(different.weights))
@@ -341,13 +364,18 @@ def test_single_sample_forward_equals_batch_row():
     activations = layer_activations(architecture)
     batch = np.asarray(forward(params, inputs, activations))
     for row in range(5):
-        np.testing.assert_allclose(np.asarray(forward(params, inputs[row], activations)), batch[row], rtol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(forward(params, inputs[row], activations)), batch[row], rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize(
     "sizes, message",
     [
-        ((2, 0, 1), r"layer size 0 at position 1 of \[2, 0, 1\] is invalid; every layer needs at least 1 unit"),
+        (
+            (2, 0, 1),
+            r"layer size 0 at position 1 of \[2, 0, 1\] is invalid; every layer needs at least 1 unit",
+        ),
         ((0, 1), r"layer size 0 at position 0"),
         ((3,), r"needs at least an input and an output size"),
         ((2, -1, 1), r"layer size -1 at position 1"),
@@ -359,21 +387,27 @@ def test_impossible_layer_sizes(sizes, message):
 
 
 def test_unknown_activation_in_architecture():
-    with pytest.raises(BackpropLabError, match=r"unknown activation 'sigmod'; choose one of: threshold, sigmoid"):
+    with pytest.raises(
+        BackpropLabError, match=r"unknown activation 'sigmod'; choose one of: threshold, sigmoid"
+    ):
         validate_architecture(Architecture((2, 2, 1), hidden_activation="sigmod"))
     with pytest.raises(BackpropLabError, match=r"unknown activation 'softmax'"):
         validate_architecture(Architecture((2, 2, 1), output_activation="softmax"))
 
 
 def test_params_from_lists_rejects_wrong_shapes():
-    with pytest.raises(BackpropLabError, match=r"give 1 layers but layer_sizes=\[2, 2, 2\] needs 2"):
+    with pytest.raises(
+        BackpropLabError, match=r"give 1 layers but layer_sizes=\[2, 2, 2\] needs 2"
+    ):
         params_from_lists(WORKED, WORKED_WEIGHTS[:1], WORKED_BIASES[:1])
     transposed = [np.asarray(WORKED_WEIGHTS[0]).T.tolist(), [[0.37, 0.9, 0.1], [-0.22, -0.12, 0.1]]]
     with pytest.raises(BackpropLabError, match=r"layer 1 have shape \(2, 3\), expected \(2, 2\)"):
         params_from_lists(WORKED, transposed, WORKED_BIASES)
     with pytest.raises(BackpropLabError, match=r"need explicit biases"):
         params_from_lists(WORKED, WORKED_WEIGHTS)
-    with pytest.raises(BackpropLabError, match=r"biases of layer 0 have shape \(3,\), expected \(2,\)"):
+    with pytest.raises(
+        BackpropLabError, match=r"biases of layer 0 have shape \(3,\), expected \(2,\)"
+    ):
         params_from_lists(WORKED, WORKED_WEIGHTS, [[0.0, 0.0, 0.0], [0.0, 0.0]])
 
 
@@ -383,7 +417,7 @@ def test_params_round_trip_through_dict_and_arrays():
     np.testing.assert_allclose(payload["layers"][0]["weights"], WORKED_WEIGHTS[0], rtol=1e-6)
     np.testing.assert_allclose(payload["layers"][1]["biases"], WORKED_BIASES[1], rtol=1e-6)
     restored = params_from_dict(payload)
-    for layer, back in zip(params, restored):
+    for layer, back in zip(params, restored, strict=True):
         np.testing.assert_array_equal(np.asarray(layer.weights), np.asarray(back.weights))
         np.testing.assert_array_equal(np.asarray(layer.biases), np.asarray(back.biases))
     arrays = params_to_arrays(params)

@@ -190,7 +190,7 @@ def load_csv(
             if not row or all(not cell.strip() for cell in row):
                 continue
             values = []
-            for name, index in zip(wanted, indices):
+            for name, index in zip(wanted, indices, strict=False):
                 cell = row[index].strip() if index < len(row) else ""
                 try:
                     value = float(cell)

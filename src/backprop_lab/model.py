@@ -70,7 +70,7 @@ def validate_architecture(architecture: Architecture) -> None:
 def count_parameters(architecture: Architecture) -> int:
     """Number of trainable numbers (weights and biases)."""
     sizes = architecture.layer_sizes
-    per_layer = (n_in * n_out + (n_out if architecture.use_bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    per_layer = (n_in * n_out + (n_out if architecture.use_bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False))
     return sum(per_layer)
 
 
@@ -93,7 +93,7 @@ def init_params(key: jax.Array, architecture: Architecture, scheme: str = "gloro
     sizes = architecture.layer_sizes
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
-    for layer_key, n_in, n_out in zip(keys, sizes[:-1], sizes[1:]):
+    for layer_key, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=False):
         shape = (n_out, n_in)
         if scheme == "normal":
             weights = scale * jax.random.normal(layer_key, shape)
@@ -129,7 +129,7 @@ def params_from_lists(
     if architecture.use_bias and biases is None:
         raise BackpropLabError("explicit weights need explicit biases too (or set model.use_bias=false)")
     layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layer_weights = jnp.asarray(np.asarray(weights[index], dtype=np.float64), dtype=dtype)
         if layer_weights.shape != (n_out, n_in):
             raise BackpropLabError(
@@ -170,7 +170,7 @@ def forward_trace(
     """
     net_inputs, outputs = [], []
     signal = inputs
-    for layer, activation in zip(params, activations):
+    for layer, activation in zip(params, activations, strict=False):
         z = signal @ layer.weights.T
         if layer.biases is not None:
             z = z + layer.biases
@@ -183,7 +183,7 @@ def forward_trace(
 def forward(params: Params, inputs: jax.Array, activations: Sequence[Activation]) -> jax.Array:
     """The network's output ``ŷ`` for ``inputs`` of shape ``(batch, inputs)`` or ``(inputs,)``."""
     signal = inputs
-    for layer, activation in zip(params, activations):
+    for layer, activation in zip(params, activations, strict=False):
         z = signal @ layer.weights.T
         if layer.biases is not None:
             z = z + layer.biases

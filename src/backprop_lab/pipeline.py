@@ -13,13 +13,15 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from backprop_lab import config as config_module
 from backprop_lab import tracking
 from backprop_lab.config import (
     build_architecture,
@@ -33,9 +35,10 @@ from backprop_lab.config import (
     to_container,
     validate,
 )
-from backprop_lab.data import check_fits
-from backprop_lab.errors import BackpropLabError
+from backprop_lab.data import Dataset, check_fits
+from backprop_lab.model import Architecture
 from backprop_lab.tracking import TAG_PREFIX, RunRecord
+from backprop_lab.train import TrainSpec
 
 # Show a progress bar when a job trains more sample-updates than this (about a second).
 _PROGRESS_MIN_UPDATES = 30_000_000
@@ -104,7 +107,13 @@ class _Progress:
 
         if not self.enabled:
             return self
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
@@ -149,12 +158,10 @@ def _history_table(history) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(history, name)) for name in ("loss", "accuracy", "test_loss", "test_accuracy")}
 
 
-def _record_single(record: RunRecord, cfg, result, architecture, dataset) -> tuple[float, float]:
-    from backprop_lab import plots
-    from backprop_lab.model import forward, layer_activations, params_to_arrays, params_to_dict
+def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, float]:
+    """Put a single run's per-epoch curves and summary numbers into its record."""
     from backprop_lab.sweep import epochs_to_target
 
-    history = _history_table(result.history)
     for name, values in history.items():
         if np.isfinite(values).any():
             record.add_curve(name, values)
@@ -167,6 +174,15 @@ def _record_single(record: RunRecord, cfg, result, architecture, dataset) -> tup
     solved = final_accuracy >= cfg.training.success_accuracy
     record.add_scalar("solved", float(solved))
     record.add_scalar("epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss)))
+    return final_loss, final_accuracy
+
+
+def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dataset) -> None:
+    """Write a single run's weights, history table and figures into its record."""
+    from backprop_lab import plots
+    from backprop_lab.model import params_to_arrays, params_to_dict
+
+    diverged_epoch = int(result.diverged_epoch)
     folder = record.artifact_dir
     np.savez(folder / "weights.npz", **params_to_arrays(result.params))
     (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
@@ -176,19 +192,10 @@ def _record_single(record: RunRecord, cfg, result, architecture, dataset) -> tup
     if cfg.tracking.plots:
         plots.loss_curve(history, folder / "loss_curve.png", title=record.run_name)
         if architecture.num_inputs == 2 and architecture.num_outputs == 1 and diverged_epoch == 0:
-            activations = layer_activations(architecture)
-            first = result.params[0]
-            lines = []
-            if len(result.params) > 1 and architecture.layer_sizes[1] <= 16:
-                theta = architecture.theta if architecture.hidden_activation == "threshold" else 0.0
-                biases = np.zeros(first.weights.shape[0]) if first.biases is None else np.asarray(first.biases)
-                lines = [(float(w[0]), float(w[1]), float(b - theta)) for w, b in zip(np.asarray(first.weights), biases)]
-            plots.decision_boundary(
-                lambda points: np.asarray(forward(result.params, points.astype(np.float32), activations))[:, 0],
-                dataset.x_train, dataset.y_train, folder / "decision_boundary.png", hidden_lines=lines,
-                title=record.run_name,
+            plots.network_decision_boundary(
+                architecture, result.params, dataset.x_train, dataset.y_train,
+                folder / "decision_boundary.png", title=record.run_name,
             )
-    return final_loss, final_accuracy
 
 
 def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float, float, float]:
@@ -278,6 +285,76 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
     return final_loss, float(np.nanmean(final_accuracy)), float(solved.mean())
 
 
+class Job(NamedTuple):
+    """A validated config turned into what training needs."""
+
+    dataset: Dataset
+    architecture: Architecture
+    spec: TrainSpec
+    init_fn: Callable
+    learning_rates: list[float]
+    seeds: list[int]
+    grid: bool
+
+
+def prepare(cfg: DictConfig) -> Job:
+    """Validate ``cfg`` and build the data set, the network and the training spec.
+
+    Every bad input raises :class:`BackpropLabError` here, before anything is recorded.
+    """
+    from backprop_lab.train import validate_spec
+
+    validate(cfg)
+    set_precision(cfg.training.precision)
+    dataset = build_dataset(cfg)
+    architecture = build_architecture(cfg, dataset)
+    check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
+    spec = build_spec(cfg, architecture)
+    validate_spec(spec)
+    return Job(
+        dataset,
+        architecture,
+        spec,
+        _initial_params_fn(cfg, architecture),
+        sweep_learning_rates(cfg) or [float(cfg.optimizer.learning_rate)],
+        sweep_seeds(cfg) or [int(cfg.seed)],
+        is_grid(cfg),
+    )
+
+
+def _single_program(spec: TrainSpec, init_fn: Callable):
+    """One compiled program from seed to trained network: key derivation, init and training."""
+    import jax
+
+    from backprop_lab.sweep import seed_keys
+    from backprop_lab.train import make_train
+
+    train = make_train(spec)
+
+    def seed_to_result(seed, learning_rate, data):
+        init_key, shuffle_key = seed_keys(seed)
+        params = jax.tree_util.tree_map(lambda leaf: leaf.astype(data.x_train.dtype), init_fn(init_key))
+        return train(params, learning_rate, shuffle_key, data)
+
+    return jax.jit(seed_to_result)
+
+
+def train_job(job: Job, seed: int):
+    """Train a prepared job: a :class:`TrainResult`, or a :class:`GridResult` for a grid."""
+    import jax
+    import jax.numpy as jnp
+
+    from backprop_lab.sweep import train_grid
+    from backprop_lab.train import to_device_data
+
+    data = to_device_data(job.dataset)
+    if job.grid:
+        return train_grid(job.spec, job.init_fn, job.learning_rates, job.seeds, data)
+    program = _single_program(job.spec, job.init_fn)
+    result = program(jnp.asarray(seed, jnp.uint32), jnp.asarray(job.learning_rates[0], data.x_train.dtype), data)
+    return jax.block_until_ready(result)
+
+
 def find_finished(uri: str, experiment_name: str, digest: str) -> str | None:
     """The id of a FINISHED run of this experiment with this config hash, if there is one."""
     mlflow_client = tracking.client(uri)
@@ -310,21 +387,10 @@ def execute(
       parent_run_id: the multirun's parent run, when this job is one of its children.
       tracking_uri: the store to use instead of the configured one (a multirun's parent's).
     """
-    from backprop_lab.sweep import seed_keys, train_grid
-    from backprop_lab.train import to_device_data, train_network, validate_spec
-
     overrides = list(overrides or [])
-    validate(cfg)
-    set_precision(cfg.training.precision)
-    dataset = build_dataset(cfg)
-    architecture = build_architecture(cfg, dataset)
-    check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
-    spec = build_spec(cfg, architecture)
-    validate_spec(spec)
-    init_fn = _initial_params_fn(cfg, architecture)
-    grid = is_grid(cfg)
-    rates = sweep_learning_rates(cfg) or [float(cfg.optimizer.learning_rate)]
-    seeds = sweep_seeds(cfg) or [int(cfg.seed)]
+    job = prepare(cfg)
+    dataset, architecture, spec, grid = job.dataset, job.architecture, job.spec, job.grid
+    rates, seeds = job.learning_rates, job.seeds
     cells = len(rates) * len(seeds)
 
     uri = tracking.resolve_tracking_uri(tracking_uri or cfg.tracking.uri)
@@ -365,46 +431,57 @@ def execute(
         parent_run_id=parent_run_id,
     )
     record.add_params(flatten(container))
-    tracking.ensure_experiment(uri, experiment_name)
-    tracking.create_run(record)
+    # MLflow's start-up (import, store, experiment, run) overlaps compilation and training;
+    # the metrics then go out while the figures are drawn. Both threads mostly wait on C code
+    # (XLA, SQLite, Agg), so they share the two cores well.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bplab-tracking")
+    opening = background.submit(tracking.create_run, record)
     try:
         _write_common_artifacts(record, cfg, overrides, command)
-        data = to_device_data(dataset)
         total_updates = cfg.training.epochs * len(dataset.x_train) * cells
         show_progress = bool(cfg.tracking.progress) and total_updates >= _PROGRESS_MIN_UPDATES and sys.stderr.isatty()
         if show_progress:
             spec = spec._replace(progress_every=max(1, spec.epochs // 200))
         started = time.perf_counter()
         with _Progress(spec.epochs, run_name, show_progress):
-            if grid:
-                grid_result = train_grid(spec, init_fn, rates, seeds, data)
-            else:
-                init_key, shuffle_key = seed_keys(int(cfg.seed))
-                result = train_network(spec, init_fn(init_key), rates[0], shuffle_key, data)
-                result.history.loss.block_until_ready()
+            trained = train_job(job._replace(spec=spec), int(cfg.seed))
+        if grid:
+            grid_result = trained
+        else:
+            result = trained
         record.add_scalar("train_seconds", time.perf_counter() - started)
         if grid:
             final_loss, final_accuracy, solved_fraction = _record_grid(record, cfg, grid_result, overrides)
             diverged_epoch = 0
+            sending = None
         else:
-            final_loss, final_accuracy = _record_single(record, cfg, result, architecture, dataset)
+            curves = _history_table(result.history)
+            final_loss, final_accuracy = _record_metrics(record, cfg, result, curves)
+            opening.result()
+            sending = background.submit(tracking.publish_metrics, record)
+            _record_artifacts(record, cfg, result, curves, architecture, dataset)
             solved_fraction = float(final_accuracy >= cfg.training.success_accuracy)
             diverged_epoch = int(result.diverged_epoch)
         record.status = "FINISHED"
         record.save()
-    except KeyboardInterrupt:
-        record.status = "KILLED"
-        record.save()
-        tracking.end_run(uri, record.run_id, "KILLED", "interrupted (Ctrl-C)")
-        raise
     except BaseException as error:
-        record.status = "FAILED"
+        record.status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         record.save()
-        tracking.end_run(uri, record.run_id, "FAILED", f"{type(error).__name__}: {error}")
+        with contextlib.suppress(BaseException):
+            opening.result()
+        if record.run_id:
+            message = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+            tracking.end_run(uri, record.run_id, record.status, message)
+        background.shutdown(wait=False)
         raise
     status = "FINISHED"
     try:
-        tracking.publish(record)
+        opening.result()
+        if sending is not None:
+            sending.result()
+            tracking.publish_artifacts_and_close(record)
+        else:
+            tracking.publish(record)
     except Exception as error:  # the server went away: the record waits on disk for bplab-sync
         status = "PENDING"
         if console is not None:
@@ -412,6 +489,7 @@ def execute(
                 f"[yellow]could not reach the tracking store ({type(error).__name__}); the run is kept in "
                 f"{record.folder} — upload it later with: bplab-sync {record.folder}[/]"
             )
+    background.shutdown(wait=False)
     return RunSummary(
         record.run_id, record.run_name, experiment_name, uri, "grid" if grid else "single",
         final_loss, final_accuracy, status, record.folder, cells=cells,
@@ -441,4 +519,3 @@ def format_summary(summary: RunSummary) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["RunSummary", "execute", "format_summary", "ui_command", "config_module"]

@@ -67,7 +67,7 @@ def decision_boundary(
     """
     margin = 0.5
     low, high = x.min(axis=0) - margin, x.max(axis=0) + margin
-    grid_x1, grid_x2 = np.meshgrid(np.linspace(low[0], high[0], 150), np.linspace(low[1], high[1], 150))
+    grid_x1, grid_x2 = np.meshgrid(np.linspace(low[0], high[0], 120), np.linspace(low[1], high[1], 120))
     plane = np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1)
     values = np.asarray(predict(plane)).reshape(grid_x1.shape)
     figure, axis = plt.subplots(figsize=(4, 4))
@@ -90,6 +90,35 @@ def decision_boundary(
     axis.set_title(title)
     figure.colorbar(image, ax=axis, shrink=0.8)
     return _save(figure, path)
+
+
+def hidden_unit_lines(architecture, params) -> list[tuple[float, float, float]]:
+    """``(w1, w2, b − θ)`` of each first-layer unit of a 2-input network with a hidden layer.
+
+    Each unit's line ``w1·x1 + w2·x2 + b = θ`` is where it switches (θ = 0 for smooth units,
+    whose midpoint σ(0) = ½ lies on it).
+    """
+    if len(params) < 2 or architecture.layer_sizes[0] != 2 or architecture.layer_sizes[1] > 16:
+        return []
+    first = params[0]
+    theta = architecture.theta if architecture.hidden_activation == "threshold" else 0.0
+    weights = np.asarray(first.weights)
+    biases = np.zeros(weights.shape[0]) if first.biases is None else np.asarray(first.biases)
+    return [(float(w[0]), float(w[1]), float(b - theta)) for w, b in zip(weights, biases, strict=True)]
+
+
+def network_decision_boundary(architecture, params, x: np.ndarray, y: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+    """:func:`decision_boundary` of a trained 2-input, 1-output network, with its hidden lines."""
+    import jax
+
+    from backprop_lab.model import forward, layer_activations
+
+    activations = layer_activations(architecture)
+    predict = jax.jit(lambda points: forward(params, points, activations)[:, 0])
+    return decision_boundary(
+        lambda points: predict(points.astype(np.float32)), x, y, path,
+        hidden_lines=hidden_unit_lines(architecture, params), title=title,
+    )
 
 
 def grid_loss_curves(learning_rates: np.ndarray, losses: np.ndarray, path: str | Path, title: str = "") -> Path:

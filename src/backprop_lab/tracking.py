@@ -193,6 +193,8 @@ class RunRecord:
     parent_run_id: str | None = None
     published: bool = False
     children: list[str] = field(default_factory=list)
+    # One timestamp for all of the run's metric points, so publishing twice adds nothing twice.
+    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     @property
     def artifact_dir(self) -> Path:
@@ -221,7 +223,7 @@ class RunRecord:
         import math
 
         steps = range(first_step, first_step + len(values)) if steps is None else steps
-        self.metrics[name] = [[int(step), float(value)] for step, value in zip(steps, values) if math.isfinite(float(value))]
+        self.metrics[name] = [[int(step), float(value)] for step, value in zip(steps, values, strict=False) if math.isfinite(float(value))]
 
     def add_scalar(self, name: str, value: float, step: int = 0) -> None:
         import math
@@ -232,7 +234,7 @@ class RunRecord:
 
 def create_run(record: RunRecord) -> str:
     """Create the MLflow run (status RUNNING) with its params and tags; return its id."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
 
     mlflow_client = client(record.tracking_uri)
     experiment_id = ensure_experiment(record.tracking_uri, record.experiment_name)
@@ -243,27 +245,33 @@ def create_run(record: RunRecord) -> str:
     record.run_id = run.info.run_id
     params = [Param(key, value) for key, value in record.params.items()]
     mlflow_client.log_batch(record.run_id, params=params)
-    record.save()
     return record.run_id
 
 
-def publish(record: RunRecord) -> None:
-    """Send a record's metrics, artifacts and final status to MLflow, then its children's."""
+def publish_metrics(record: RunRecord) -> None:
+    """Send the record's metrics and tags (creating the run if MLflow does not know it yet)."""
     from mlflow.entities import Metric, RunTag
 
-    mlflow_client = client(record.tracking_uri)
     if record.run_id is None:
         create_run(record)
-    else:
-        run = mlflow_client.get_run(record.run_id)
-        if run.info.status != "RUNNING":
-            # A run closed earlier (say KILLED when its job lost the server) is reopened so its
-            # status can tell what really happened.
-            mlflow_client.update_run(record.run_id, status="RUNNING")
-    timestamp = int(time.time() * 1000)
-    metrics = [Metric(name, value, timestamp, int(step)) for name, points in record.metrics.items() for step, value in points]
+    mlflow_client = client(record.tracking_uri)
+    run = mlflow_client.get_run(record.run_id)
+    if run.info.status != "RUNNING":
+        # A run closed earlier (say KILLED when its job lost the server) is reopened so its
+        # status can tell what really happened.
+        mlflow_client.update_run(record.run_id, status="RUNNING")
+    metrics = [
+        Metric(name, value, record.timestamp_ms, int(step))
+        for name, points in record.metrics.items()
+        for step, value in points
+    ]
     tags = [RunTag(key, value) for key, value in record.tags.items()]
     mlflow_client.log_batch(record.run_id, metrics=metrics, tags=tags)
+
+
+def publish_artifacts_and_close(record: RunRecord) -> None:
+    """Send the artifacts, publish the children, and close the run with its status."""
+    mlflow_client = client(record.tracking_uri)
     if record.artifact_dir.is_dir() and any(record.artifact_dir.iterdir()):
         mlflow_client.log_artifacts(record.run_id, str(record.artifact_dir))
     for child in record.children:
@@ -274,6 +282,12 @@ def publish(record: RunRecord) -> None:
     mlflow_client.set_terminated(record.run_id, status=record.status)
     record.published = True
     record.save()
+
+
+def publish(record: RunRecord) -> None:
+    """Send a whole record to MLflow: metrics, tags, artifacts, children and final status."""
+    publish_metrics(record)
+    publish_artifacts_and_close(record)
 
 
 def end_run(uri: str, run_id: str, status: str, error: str | None = None) -> None:
@@ -335,7 +349,7 @@ class MultirunTrackingCallback(_HydraCallback):
         ensure_experiment(uri, experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        overrides = list(OmegaConf.select(config, "hydra.overrides.task") or [])
+        overrides = [item for item in OmegaConf.select(config, "hydra.overrides.task") or [] if not item.startswith("tracking.")]
         record = RunRecord(
             folder=str(sweep_dir / "parent_record"),
             experiment_name=experiment_name,

@@ -27,7 +27,13 @@ import optax
 
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.losses import accuracy, get_loss
-from backprop_lab.model import Architecture, Params, forward, layer_activations, validate_architecture
+from backprop_lab.model import (
+    Architecture,
+    Params,
+    forward,
+    layer_activations,
+    validate_architecture,
+)
 from backprop_lab.optim import make_optimizer
 
 BATCHING_MODES: tuple[str, ...] = ("online", "shuffled", "minibatch", "full")

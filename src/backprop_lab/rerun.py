@@ -1,0 +1,107 @@
+"""``bplab-rerun RUN_ID``: rebuild a run's config from MLflow, train again, compare bit for bit.
+
+The resolved config is read back from the run's ``config.yaml`` artifact and the final weights
+from ``weights.npz`` (``grid.npz`` for a grid), so nothing but the tracked run is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from backprop_lab.errors import BackpropLabError
+
+PROG = "bplab-rerun"
+
+
+def load_run_config(tracking_uri: str, run_id: str):
+    """The run and its resolved config, validated against the schema."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from backprop_lab import tracking
+    from backprop_lab.config import Config
+
+    mlflow_client = tracking.client(tracking_uri)
+    try:
+        run = mlflow_client.get_run(run_id)
+    except Exception:
+        raise BackpropLabError(f"no run {run_id!r} in the tracking store {tracking_uri}") from None
+    folder = Path(tempfile.mkdtemp(prefix="bplab-rerun-"))
+    try:
+        path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
+    except Exception:
+        raise BackpropLabError(f"run {run_id} has no config.yaml artifact; it was not made by bplab-train") from None
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+    except OmegaConfBaseException as error:
+        raise BackpropLabError(f"run {run_id}'s config.yaml does not fit this version's schema: {error}") from None
+    return run, cfg, folder
+
+
+def logged_weights(tracking_uri: str, run_id: str, kind: str, folder: Path) -> dict[str, np.ndarray]:
+    from backprop_lab import tracking
+
+    name = "grid.npz" if kind == "grid" else "weights.npz"
+    try:
+        path = tracking.client(tracking_uri).download_artifacts(run_id, name, str(folder))
+    except Exception:
+        raise BackpropLabError(f"run {run_id} has no {name} artifact to compare with") from None
+    with np.load(path) as arrays:
+        return {key: arrays[key] for key in arrays.files if key.startswith("layer")}
+
+
+def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, str]:
+    """Train the logged config again; return (bitwise identical, max |difference|, kind)."""
+    from backprop_lab import tracking
+    from backprop_lab.model import params_to_arrays
+    from backprop_lab.pipeline import prepare, train_job
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    tracking.check_reachable(uri)
+    run, cfg, folder = load_run_config(uri, run_id)
+    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
+    if kind not in ("single", "grid"):
+        raise BackpropLabError(f"run {run_id} is a {kind} run; rerun one of its children instead")
+    expected = logged_weights(uri, run_id, kind, folder)
+    trained = train_job(prepare(cfg), int(cfg.seed))
+    if kind == "grid":
+        actual = {}
+        for index, layer in enumerate(trained.result.params):
+            actual[f"layer{index}_weights"] = np.asarray(layer.weights)
+            if layer.biases is not None:
+                actual[f"layer{index}_biases"] = np.asarray(layer.biases)
+    else:
+        actual = params_to_arrays(trained.params)
+    if sorted(actual) != sorted(expected):
+        return False, float("inf"), kind
+    identical = all(
+        actual[key].dtype == expected[key].dtype
+        and actual[key].shape == expected[key].shape
+        and actual[key].tobytes() == expected[key].tobytes()
+        for key in expected
+    )
+    with np.errstate(all="ignore"):
+        difference = max(float(np.nanmax(np.abs(actual[key].astype(np.float64) - expected[key]))) if actual[key].size else 0.0 for key in expected)
+    return identical, difference, kind
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("run_id", help="the MLflow run id to reproduce")
+    parser.add_argument("--tracking-uri", default=None, help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)")
+    args = parser.parse_args(argv)
+    try:
+        identical, difference, kind = rerun(args.run_id, args.tracking_uri)
+    except BackpropLabError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    if identical:
+        print(f"run {args.run_id} ({kind}): final weights are bitwise identical")
+        return 0
+    print(f"run {args.run_id} ({kind}): final weights DIFFER (largest difference {difference:.3g})")
+    return 1
