@@ -31,7 +31,13 @@ def test_the_conf_tree_has_presets_and_groups():
     # Guards the parametrizations below against silently testing nothing.
     assert {"xor_mlp", "seed_example", "seed_homework"} <= set(PRESETS)
     assert {group for group, _ in GROUP_OPTIONS} == {
-        "data", "loss", "model", "optimizer", "sweep", "tracking", "training"
+        "data",
+        "loss",
+        "model",
+        "optimizer",
+        "sweep",
+        "tracking",
+        "training",
     }
 
 
@@ -97,19 +103,26 @@ def test_hidden_sizes_reach_the_architecture(compose):
 
 def test_input_and_output_sizes_come_from_the_data(compose):
     assert prepare(compose(["data=homework"])).architecture.layer_sizes == (2, 2, 2)
-    assert prepare(compose(["data=xor", "model.hidden_sizes=[]"])).architecture.layer_sizes == (2, 1)
+    assert prepare(compose(["data=xor", "model.hidden_sizes=[]"])).architecture.layer_sizes == (
+        2,
+        1,
+    )
 
 
 def test_scalar_overrides_reach_the_train_spec(compose):
-    job = prepare(compose([
-        "experiment=xor_mlp",
-        "optimizer.learning_rate=0.3",
-        "training.batching=full",
-        "training.epochs=7",
-        "loss=bce",
-        "model.hidden_activation=tanh",
-        "seed=4",
-    ]))
+    job = prepare(
+        compose(
+            [
+                "experiment=xor_mlp",
+                "optimizer.learning_rate=0.3",
+                "training.batching=full",
+                "training.epochs=7",
+                "loss=bce",
+                "model.hidden_activation=tanh",
+                "seed=4",
+            ]
+        )
+    )
     assert job.learning_rates == [0.3]
     assert job.seeds == [4]
     assert not job.grid
@@ -243,23 +256,34 @@ def _write_csv(path: Path, rows: list[str]) -> Path:
 
 def test_a_csv_data_set_sets_the_network_width(compose, tmp_path):
     table = _write_csv(tmp_path / "table.csv", ["a,b,c,y", "0,0,1,0", "1,0,0,1", "0,1,1,1"])
-    job = prepare(compose([
-        "data=csv", f"data.path={table}", "data.feature_columns=[a,b,c]", "data.target_columns=[y]",
-    ]))
+    job = prepare(
+        compose(
+            [
+                "data=csv",
+                f"data.path={table}",
+                "data.feature_columns=[a,b,c]",
+                "data.target_columns=[y]",
+            ]
+        )
+    )
     assert job.architecture.layer_sizes == (3, 2, 1)
     np.testing.assert_array_equal(job.dataset.y_train[:, 0], [0, 1, 1])
 
 
 def test_a_non_numeric_csv_cell_names_its_row_and_column(compose, tmp_path):
     table = _write_csv(tmp_path / "table.csv", ["a,b,y", "0,0,0", "1,oops,1"])
-    cfg = compose(["data=csv", f"data.path={table}", "data.feature_columns=[a,b]", "data.target_columns=[y]"])
+    cfg = compose(
+        ["data=csv", f"data.path={table}", "data.feature_columns=[a,b]", "data.target_columns=[y]"]
+    )
     with pytest.raises(BackpropLabError, match=r"row 3, column 'b'.*'oops' is not a number"):
         prepare(cfg)
 
 
 def test_a_missing_csv_column_lists_the_columns(compose, tmp_path):
     table = _write_csv(tmp_path / "table.csv", ["a,b,y", "0,0,0"])
-    cfg = compose(["data=csv", f"data.path={table}", "data.feature_columns=[a,z]", "data.target_columns=[y]"])
+    cfg = compose(
+        ["data=csv", f"data.path={table}", "data.feature_columns=[a,z]", "data.target_columns=[y]"]
+    )
     with pytest.raises(BackpropLabError, match=r"no column 'z'.*a, b, y"):
         prepare(cfg)
 
@@ -296,9 +320,18 @@ def test_flattened_config_has_dotted_scalar_keys(compose):
 
 def test_config_hash_ignores_tracking_and_resume_only(compose):
     base = config_hash_of(to_container(compose(["experiment=xor_mlp"])))
-    same = config_hash_of(to_container(compose([
-        "experiment=xor_mlp", "resume=true", "tracking.experiment_name=other", "tracking.plots=false",
-    ])))
+    same = config_hash_of(
+        to_container(
+            compose(
+                [
+                    "experiment=xor_mlp",
+                    "resume=true",
+                    "tracking.experiment_name=other",
+                    "tracking.plots=false",
+                ]
+            )
+        )
+    )
     assert same == base
     for override in ("optimizer.learning_rate=0.3", "seed=1", "training.epochs=10", "data=or"):
         assert config_hash_of(to_container(compose(["experiment=xor_mlp", override]))) != base

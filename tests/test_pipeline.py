@@ -45,7 +45,7 @@ def _compose(overrides: list[str]):
 
 def _runs(uri: str) -> list:
     """Every run in the store, of every experiment; [] when the SQLite file was never made."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         return []
     client = MlflowClient(uri)
     experiments = client.search_experiments(view_type=ViewType.ALL)
@@ -74,7 +74,12 @@ def _artifact_path(client: MlflowClient, run_id: str, name: str) -> Path:
 
 
 MOONS_EPOCHS = 20
-MOONS_OVERRIDES = ["experiment=xor_mlp", "data=moons", f"training.epochs={MOONS_EPOCHS}", "model.hidden_sizes=[3]"]
+MOONS_OVERRIDES = [
+    "experiment=xor_mlp",
+    "data=moons",
+    f"training.epochs={MOONS_EPOCHS}",
+    "model.hidden_sizes=[3]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +91,13 @@ def moons(tmp_path_factory):
     client = MlflowClient(uri)
     artifacts = Path(client.download_artifacts(summary.run_id, "", str(root / "downloaded")))
     return SimpleNamespace(
-        cfg=cfg, uri=uri, summary=summary, client=client, run=client.get_run(summary.run_id),
-        artifacts=artifacts, root=root,
+        cfg=cfg,
+        uri=uri,
+        summary=summary,
+        client=client,
+        run=client.get_run(summary.run_id),
+        artifacts=artifacts,
+        root=root,
     )
 
 
@@ -157,13 +167,20 @@ def test_weights_json_has_one_row_per_unit_and_matches_weights_npz(moons):
     layer_sizes = (2, 3, 1)
     assert len(payload["layers"]) == len(layer_sizes) - 1
     with np.load(moons.artifacts / "weights.npz") as arrays:
-        assert sorted(arrays.files) == ["layer0_biases", "layer0_weights", "layer1_biases", "layer1_weights"]
+        assert sorted(arrays.files) == [
+            "layer0_biases",
+            "layer0_weights",
+            "layer1_biases",
+            "layer1_weights",
+        ]
         for index, layer in enumerate(payload["layers"]):
             assert set(layer) == {"weights", "biases"}
             weights, biases = np.asarray(layer["weights"]), np.asarray(layer["biases"])
             assert weights.shape == (layer_sizes[index + 1], layer_sizes[index])
             assert biases.shape == (layer_sizes[index + 1],)
-            np.testing.assert_array_equal(weights.astype(np.float32), arrays[f"layer{index}_weights"])
+            np.testing.assert_array_equal(
+                weights.astype(np.float32), arrays[f"layer{index}_weights"]
+            )
             np.testing.assert_array_equal(biases.astype(np.float32), arrays[f"layer{index}_biases"])
 
 
@@ -198,7 +215,9 @@ def test_the_experiment_name_can_be_overridden(compose, store_uri, tmp_path):
     summary = pipeline.execute(cfg, output_dir=tmp_path / "job")
     client = MlflowClient(store_uri)
     assert summary.experiment_name == "my_study"
-    assert client.get_experiment(client.get_run(summary.run_id).info.experiment_id).name == "my_study"
+    assert (
+        client.get_experiment(client.get_run(summary.run_id).info.experiment_id).name == "my_study"
+    )
     assert client.get_experiment_by_name("xor_mlp") is None
 
 
@@ -207,14 +226,18 @@ def test_the_experiment_name_can_be_overridden(compose, store_uri, tmp_path):
 
 
 def test_seed_homework_loss_falls_every_epoch(compose, store_uri, tmp_path):
-    summary = pipeline.execute(compose(["experiment=seed_homework", "tracking.plots=false"]), output_dir=tmp_path / "job")
+    summary = pipeline.execute(
+        compose(["experiment=seed_homework", "tracking.plots=false"]), output_dir=tmp_path / "job"
+    )
     steps, losses = _steps_and_values(MlflowClient(store_uri), summary.run_id, "loss")
     assert steps == list(range(1, 26))
     assert (np.diff(losses) < 0).all(), losses
 
 
 def test_seed_example_weights_match_the_worked_example(compose, store_uri, tmp_path):
-    summary = pipeline.execute(compose(["experiment=seed_example", "tracking.plots=false"]), output_dir=tmp_path / "job")
+    summary = pipeline.execute(
+        compose(["experiment=seed_example", "tracking.plots=false"]), output_dir=tmp_path / "job"
+    )
     client = MlflowClient(store_uri)
     assert _steps_and_values(client, summary.run_id, "loss")[0] == [1]
     path = client.download_artifacts(summary.run_id, "weights.json", str(tmp_path / "downloaded"))
@@ -231,29 +254,62 @@ def test_seed_example_weights_match_the_worked_example(compose, store_uri, tmp_p
 def _bad_csv(folder: Path) -> list[str]:
     table = folder / "table.csv"
     table.write_text("a,b,y\n0,0,0\n1,x1,1\n")
-    return ["data=csv", f"data.path={table}", "data.feature_columns=[a,b]", "data.target_columns=[y]"]
+    return [
+        "data=csv",
+        f"data.path={table}",
+        "data.feature_columns=[a,b]",
+        "data.target_columns=[y]",
+    ]
 
 
 BAD_INPUTS = [
-    pytest.param(["model.nonexistent=3"], ConfigCompositionException, "nonexistent", id="unknown-key"),
     pytest.param(
-        ["+foo=1"], (ConfigCompositionException, BackpropLabError), "foo", id="appended-unknown-key",
-        marks=pytest.mark.xfail(strict=True, reason="src bug: '+foo=1' is accepted and trains a run"),
+        ["model.nonexistent=3"], ConfigCompositionException, "nonexistent", id="unknown-key"
     ),
-    pytest.param(["optimizer.learning_rate=abc"], ConfigCompositionException, "learning_rate", id="wrong-type"),
-    pytest.param(["optimizer.learning_rate=-0.5"], BackpropLabError, "optimizer.learning_rate", id="negative-lr"),
-    pytest.param(["optimizer.learning_rate=nan"], BackpropLabError, "optimizer.learning_rate", id="nan-lr"),
+    pytest.param(
+        ["+foo=1"],
+        (ConfigCompositionException, BackpropLabError),
+        "foo",
+        id="appended-unknown-key",
+        marks=pytest.mark.xfail(
+            strict=True, reason="src bug: '+foo=1' is accepted and trains a run"
+        ),
+    ),
+    pytest.param(
+        ["optimizer.learning_rate=abc"],
+        ConfigCompositionException,
+        "learning_rate",
+        id="wrong-type",
+    ),
+    pytest.param(
+        ["optimizer.learning_rate=-0.5"],
+        BackpropLabError,
+        "optimizer.learning_rate",
+        id="negative-lr",
+    ),
+    pytest.param(
+        ["optimizer.learning_rate=nan"], BackpropLabError, "optimizer.learning_rate", id="nan-lr"
+    ),
     pytest.param(["training.epochs=0"], BackpropLabError, "training.epochs", id="zero-epochs"),
-    pytest.param(["model.hidden_activation=relux"], BackpropLabError, "model.hidden_activation", id="activation"),
+    pytest.param(
+        ["model.hidden_activation=relux"],
+        BackpropLabError,
+        "model.hidden_activation",
+        id="activation",
+    ),
     pytest.param(["data.name=nope"], BackpropLabError, "data.name", id="data-set"),
-    pytest.param(["model.hidden_sizes=[0]"], BackpropLabError, "model.hidden_sizes", id="layer-size-0"),
+    pytest.param(
+        ["model.hidden_sizes=[0]"], BackpropLabError, "model.hidden_sizes", id="layer-size-0"
+    ),
     pytest.param(["model.input_size=3"], BackpropLabError, "model.input_size", id="width-mismatch"),
     pytest.param(_bad_csv, BackpropLabError, "'x1' is not a number", id="csv-cell"),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "error", "fragment"), BAD_INPUTS)
-def test_bad_input_raises_and_creates_no_run(compose, store_uri, tmp_path, overrides, error, fragment):
+def test_bad_input_raises_and_creates_no_run(
+    compose, store_uri, tmp_path, overrides, error, fragment
+):
     if callable(overrides):
         overrides = overrides(tmp_path)
     output_dir = tmp_path / "job"
@@ -270,12 +326,16 @@ def test_bad_input_raises_and_creates_no_run(compose, store_uri, tmp_path, overr
 def test_a_bad_input_leaves_an_existing_store_untouched(compose, store_uri, tmp_path):
     pipeline.execute(compose([*FAST, "training.epochs=3"]), output_dir=tmp_path / "good")
     with pytest.raises(BackpropLabError):
-        pipeline.execute(compose([*FAST, "optimizer.learning_rate=nan"]), output_dir=tmp_path / "bad")
+        pipeline.execute(
+            compose([*FAST, "optimizer.learning_rate=nan"]), output_dir=tmp_path / "bad"
+        )
     assert len(_runs(store_uri)) == 1
     assert not (tmp_path / "bad").exists()
 
 
-def test_an_unreachable_tracking_server_fails_before_training(compose, store_uri, tmp_path, monkeypatch):
+def test_an_unreachable_tracking_server_fails_before_training(
+    compose, store_uri, tmp_path, monkeypatch
+):
     def must_not_train(*args, **kwargs):
         pytest.fail("training started although the tracking server is unreachable")
 
@@ -314,7 +374,9 @@ def test_an_error_during_training_marks_the_run_failed(compose, store_uri, tmp_p
     assert json.loads(record.read_text())["status"] == "FAILED"
 
 
-def test_an_interrupt_during_training_marks_the_run_killed(compose, store_uri, tmp_path, monkeypatch):
+def test_an_interrupt_during_training_marks_the_run_killed(
+    compose, store_uri, tmp_path, monkeypatch
+):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -359,7 +421,12 @@ def test_rerun_of_an_unknown_run_id_is_a_one_line_error(store_uri):
 
 
 GRID_RATES, GRID_SEEDS, GRID_EPOCHS = [0.5, 2.0], [0, 1], 50
-GRID_OVERRIDES = ["experiment=xor_mlp", f"training.epochs={GRID_EPOCHS}", "sweep.learning_rates=[0.5,2.0]", "sweep.seeds=2"]
+GRID_OVERRIDES = [
+    "experiment=xor_mlp",
+    f"training.epochs={GRID_EPOCHS}",
+    "sweep.learning_rates=[0.5,2.0]",
+    "sweep.seeds=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +443,9 @@ def grid(tmp_path_factory):
     path = client.download_artifacts(summary.run_id, "grid.npz", str(root / "downloaded"))
     with np.load(path) as arrays:
         npz = {key: arrays[key] for key in arrays.files}
-    return SimpleNamespace(uri=uri, summary=summary, client=client, run=run, children=children, npz=npz)
+    return SimpleNamespace(
+        uri=uri, summary=summary, client=client, run=run, children=children, npz=npz
+    )
 
 
 def test_a_grid_run_is_one_parent_with_a_child_per_learning_rate(grid):
@@ -399,7 +468,9 @@ def test_grid_children_log_one_curve_per_seed(grid):
     for child in grid.children:
         row = GRID_RATES.index(float(child.data.params["optimizer.learning_rate"]))
         for seed in GRID_SEEDS:
-            steps, values = _steps_and_values(grid.client, child.info.run_id, f"loss/seed_{seed:03d}")
+            steps, values = _steps_and_values(
+                grid.client, child.info.run_id, f"loss/seed_{seed:03d}"
+            )
             assert steps == list(range(1, GRID_EPOCHS + 1))
             np.testing.assert_allclose(values, grid.npz["loss"][row, seed], rtol=1e-6)
 
@@ -418,13 +489,25 @@ def test_grid_npz_holds_every_cell(grid):
 def test_each_grid_cell_equals_the_same_config_trained_alone(grid):
     for row, rate in enumerate(GRID_RATES):
         for column, seed in enumerate(GRID_SEEDS):
-            cfg = _compose(["experiment=xor_mlp", f"training.epochs={GRID_EPOCHS}", f"optimizer.learning_rate={rate}", f"seed={seed}"])
+            cfg = _compose(
+                [
+                    "experiment=xor_mlp",
+                    f"training.epochs={GRID_EPOCHS}",
+                    f"optimizer.learning_rate={rate}",
+                    f"seed={seed}",
+                ]
+            )
             job = pipeline.prepare(cfg)
             assert not job.grid
             alone = pipeline.train_job(job, seed)
-            np.testing.assert_allclose(np.asarray(alone.history.loss), grid.npz["loss"][row, column], rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(
-                np.asarray(alone.params[0].weights), grid.npz["layer0_weights"][row, column], rtol=1e-5, atol=1e-6
+                np.asarray(alone.history.loss), grid.npz["loss"][row, column], rtol=1e-5, atol=1e-7
+            )
+            np.testing.assert_allclose(
+                np.asarray(alone.params[0].weights),
+                grid.npz["layer0_weights"][row, column],
+                rtol=1e-5,
+                atol=1e-6,
             )
 
 
@@ -432,8 +515,19 @@ def test_rerun_reproduces_a_grid_bitwise(grid):
     assert rerun.rerun(grid.summary.run_id, grid.uri) == (True, 0.0, "grid")
 
 
-def test_rerun_refuses_a_grid_child(grid):
-    # A child holds no weights of its own; its kind tells rerun so.
+def test_rerun_of_a_grid_child_is_a_one_line_error(grid):
+    # A child holds no weights of its own: rerun says so instead of crashing.
+    with pytest.raises(BackpropLabError) as raised:
+        rerun.rerun(grid.children[0].info.run_id, grid.uri)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: rerun.rerun checks the run's kind only after load_run_config, which "
+    'already failed with "has no config.yaml artifact; it was not made by bplab-train"',
+)
+def test_rerun_of_a_grid_child_names_its_kind(grid):
     with pytest.raises(BackpropLabError, match="grid_row"):
         rerun.rerun(grid.children[0].info.run_id, grid.uri)
 
@@ -452,7 +546,10 @@ def test_resume_skips_a_config_that_already_finished(compose, store_uri, tmp_pat
     assert len(_runs(store_uri)) == 1
     assert _records_under(tmp_path / "second") == []
     # A different config is not skipped.
-    other = pipeline.execute(compose([*FAST, "training.epochs=5", "resume=true", "seed=1"]), output_dir=tmp_path / "third")
+    other = pipeline.execute(
+        compose([*FAST, "training.epochs=5", "resume=true", "seed=1"]),
+        output_dir=tmp_path / "third",
+    )
     assert not other.skipped
     assert len(_runs(store_uri)) == 2
 
@@ -461,15 +558,44 @@ def test_resume_skips_a_config_that_already_finished(compose, store_uri, tmp_pat
 # A tracking server that goes away, and bplab-sync
 
 
-def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, monkeypatch):
-    real_publish = tracking.publish
+_PUBLISHERS = ("publish", "publish_metrics", "publish_artifacts_and_close")
 
-    def server_gone(record):
-        raise ConnectionError("connection refused")
 
-    monkeypatch.setattr(tracking, "publish", server_gone)
-    epochs = 30
-    summary = pipeline.execute(compose([*FAST, f"training.epochs={epochs}"]), output_dir=tmp_path / "job")
+def _server_gone(*args, **kwargs):
+    raise ConnectionError("connection refused")
+
+
+def _stop_tracking_publishers(patch: pytest.MonkeyPatch) -> None:
+    """tracking's publishing functions fail (whichever of them the pipeline calls)."""
+    names = [name for name in _PUBLISHERS if hasattr(tracking, name)]
+    assert "publish" in names
+    for name in names:
+        patch.setattr(tracking, name, _server_gone)
+
+
+def _stop_mlflow_after_create(patch: pytest.MonkeyPatch) -> None:
+    """The store accepts the new run and its params, then refuses everything else."""
+    real_log_batch = MlflowClient.log_batch
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=(), **kwargs):
+        if metrics:
+            raise ConnectionError("connection refused")
+        return real_log_batch(self, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    patch.setattr(MlflowClient, "log_batch", log_batch)
+    for name in ("log_artifacts", "log_artifact", "set_terminated"):
+        patch.setattr(MlflowClient, name, _server_gone)
+
+
+@pytest.mark.parametrize("stop_server", [_stop_tracking_publishers, _stop_mlflow_after_create])
+def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, stop_server):
+    # The run is created, then the server disappears before its results are sent.
+    with pytest.MonkeyPatch.context() as server_down:
+        stop_server(server_down)
+        epochs = 30
+        summary = pipeline.execute(
+            compose([*FAST, f"training.epochs={epochs}"]), output_dir=tmp_path / "job"
+        )
     assert summary.status == "PENDING"
     folder = Path(summary.record_folder)
     assert folder.is_dir()
@@ -481,7 +607,6 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, m
     assert client.get_run(summary.run_id).info.status == "RUNNING"
     assert client.get_metric_history(summary.run_id, "loss") == []
 
-    monkeypatch.setattr(tracking, "publish", real_publish)
     handled = sync.sync([str(tmp_path / "job")])
     assert [item.run_id for item in handled] == [summary.run_id]
     run = client.get_run(summary.run_id)
@@ -489,7 +614,9 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, m
     for name in ("loss", "accuracy"):
         steps, _ = _steps_and_values(client, summary.run_id, name)
         assert steps == list(range(1, epochs + 1))
-    assert {"weights.json", "history.csv"} <= {item.path for item in client.list_artifacts(summary.run_id)}
+    assert {"weights.json", "history.csv"} <= {
+        item.path for item in client.list_artifacts(summary.run_id)
+    }
     assert json.loads((folder / RECORD_FILE).read_text())["published"] is True
     # Nothing is left to publish, and nothing is published twice.
     assert sync.sync([str(tmp_path / "job")]) == []

@@ -347,19 +347,13 @@ def test_optimizers_match_numpy_update_rules(optimizer, x64):
     np.testing.assert_allclose(np.asarray(result.history.loss), expected_losses, rtol=1e-8)
 
 
-# Rates that train the homework set well within 200 epochs.
-WORKING_RATES = {
-    "sgd": 1.2,
-    "momentum": 0.5,
-    "nesterov": 0.5,
-    "adam": 0.05,
-    "rmsprop": 0.05,
-    "adagrad": 1.2,
-}
+# The optimizers without a NumPy reference above, at rates that train the homework set well
+# within 200 epochs.
+WORKING_RATES = {"nesterov": 0.5, "rmsprop": 0.05, "adagrad": 1.2}
 
 
 @pytest.mark.parametrize("optimizer", sorted(WORKING_RATES))
-def test_every_optimizer_trains_homework(optimizer):
+def test_other_optimizers_train_homework(optimizer):
     architecture = Architecture((2, 2, 2))
     spec = TrainSpec(architecture, optimizer=optimizer, epochs=200)
     params = params_from_lists(architecture, WORKED_WEIGHTS, WORKED_BIASES)
@@ -450,14 +444,15 @@ def test_perceptron_never_learns_xor():
     learning_rates = jnp.asarray([0.01, 0.1, 1.0, 10.0])
     over_rates = jax.vmap(make_train(spec), in_axes=(None, 0, None, None))
     over_seeds = jax.vmap(over_rates, in_axes=(0, None, 0, None))
-    result = jax.jit(over_seeds)(stacked, learning_rates, keys, dataset)
+    program = jax.jit(over_seeds)
+    result = program(stacked, learning_rates, keys, dataset)
     accuracy = np.asarray(result.history.accuracy)
     assert accuracy.shape == (64, 4, 100)
     assert np.all(np.isfinite(accuracy))
     assert accuracy.max() <= 0.75
     # The same program does learn AND (at the rates that are not too small for 100 epochs from
     # this init), so XOR's failure is the data, not the setup.
-    learned = jax.jit(over_seeds)(stacked, learning_rates, keys, to_device_data(logic_gate("and")))
+    learned = program(stacked, learning_rates, keys, to_device_data(logic_gate("and")))
     assert np.all(np.asarray(learned.history.accuracy)[:, 1:, -1] == 1.0)
 
 
@@ -479,7 +474,7 @@ def test_backprop_cannot_train_threshold_units_but_ste_can():
 
 def _determinism_setup():
     architecture = Architecture((2, 4, 1), "tanh", "sigmoid")
-    spec = TrainSpec(architecture, optimizer="adam", epochs=200, batching="minibatch", batch_size=3)
+    spec = TrainSpec(architecture, optimizer="momentum", epochs=200, batching="shuffled")
     dataset = to_device_data(logic_gate("xor"))
     params = init_params(jax.random.PRNGKey(7), architecture, "glorot_normal")
     return spec, params, dataset
@@ -487,12 +482,10 @@ def _determinism_setup():
 
 def test_same_spec_and_seed_give_identical_bits():
     spec, params, dataset = _determinism_setup()
-    # make_train is cached; __wrapped__ builds a fresh function, so each jit compiles anew.
+    # make_train is cached; __wrapped__ builds a fresh function, so this jit compiles anew.
     first = jax.jit(make_train.__wrapped__(spec))(params, 0.05, jax.random.PRNGKey(7), dataset)
-    second = jax.jit(make_train.__wrapped__(spec))(params, 0.05, jax.random.PRNGKey(7), dataset)
-    third = train_network(spec, params, 0.05, jax.random.PRNGKey(7), dataset)
+    second = train_network(spec, params, 0.05, jax.random.PRNGKey(7), dataset)
     _assert_same_bits(first.params, second.params)
-    _assert_same_bits(first.params, third.params)
     _assert_same_bits(first.history, second.history)
 
 
@@ -503,7 +496,7 @@ _SUBPROCESS_RUN = textwrap.dedent(
     from backprop_lab.model import Architecture, init_params
     from backprop_lab.train import TrainSpec, to_device_data, train_network
     architecture = Architecture((2, 4, 1), "tanh", "sigmoid")
-    spec = TrainSpec(architecture, optimizer="adam", epochs=200, batching="minibatch", batch_size=3)
+    spec = TrainSpec(architecture, optimizer="momentum", epochs=200, batching="shuffled")
     params = init_params(jax.random.PRNGKey(7), architecture, "glorot_normal")
     result = train_network(spec, params, 0.05, jax.random.PRNGKey(7), to_device_data(logic_gate("xor")))
     print(np.concatenate([np.ravel(leaf) for leaf in jax.tree_util.tree_leaves(result.params)]).tobytes().hex())
@@ -530,17 +523,19 @@ def test_same_spec_and_seed_give_identical_bits_across_processes():
 
 def test_history_reports_each_epoch_and_the_test_split():
     """Long runs reduce metrics inside the loop; short runs after it. Both must agree."""
-    dataset = playground("moons", num_samples=200, noise=0.1, test_fraction=0.5, seed=0)
+    # 20 training and 80 test points: 2700 epochs store more predictions than the engine keeps
+    # (2^18), so the long run takes the in-loop path, with few updates.
+    dataset = playground("moons", num_samples=100, noise=0.1, test_fraction=0.8, seed=0)
     data = to_device_data(dataset)
     architecture = Architecture((2, 4, 1), "tanh", "sigmoid")
     params = init_params(jax.random.PRNGKey(0), architecture, "glorot_uniform")
     long_run = train_network(
-        TrainSpec(architecture, loss="bce", epochs=1400), params, 0.1, KEY, data
+        TrainSpec(architecture, loss="bce", epochs=2700), params, 0.1, KEY, data
     )
     short_run = train_network(
         TrainSpec(architecture, loss="bce", epochs=10), params, 0.1, KEY, data
     )
-    assert long_run.history.loss.shape == long_run.history.test_accuracy.shape == (1400,)
+    assert long_run.history.loss.shape == long_run.history.test_accuracy.shape == (2700,)
     for long_metric, short_metric in zip(long_run.history, short_run.history, strict=True):
         np.testing.assert_allclose(
             np.asarray(long_metric[:10]), np.asarray(short_metric), rtol=1e-5

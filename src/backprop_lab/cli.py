@@ -15,21 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _warm_imports() -> None:
-    """Import MLflow on a second thread while Hydra composes and JAX starts on the first."""
-    import threading
-
-    def load() -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            import mlflow.entities  # noqa: F401
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-            import mlflow.tracking  # noqa: F401
-
-    threading.Thread(target=load, name="bplab-imports", daemon=True).start()
-
-
 def _fail(command: str, message: str, status: int = 2):
     print(f"{command}: error: {message}", file=sys.stderr)
     sys.exit(status)
@@ -81,8 +66,9 @@ def train_main() -> None:
 
     from backprop_lab.config import conf_dir, register_configs
     from backprop_lab.errors import BackpropLabError
+    from backprop_lab.tracking import start_importing_mlflow
 
-    _warm_imports()
+    start_importing_mlflow()
     try:
         config_path = str(conf_dir())
     except BackpropLabError as error:

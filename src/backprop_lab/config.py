@@ -85,6 +85,9 @@ class TrainingConfig:
     success_accuracy: float = 1.0
     # Epochs-to-target counts the first epoch whose loss is at or below this.
     target_loss: float = 0.01
+    # Also require the final loss to reach target_loss for a run to count as solved
+    # ("converged within the budget"), not only the accuracy.
+    success_requires_target_loss: bool = False
 
 
 @dataclass
@@ -333,6 +336,21 @@ def flatten(container: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def solved(cfg: DictConfig, final_accuracy, final_loss, diverged_epoch):
+    """Whether runs count as solved: accuracy (and, if asked, loss) reached, not diverged.
+
+    Works elementwise on NumPy arrays, so a grid's cells are judged in one call.
+    """
+    import numpy as np
+
+    accuracy = np.nan_to_num(np.asarray(final_accuracy, dtype=float), nan=0.0)
+    loss = np.nan_to_num(np.asarray(final_loss, dtype=float), nan=np.inf)
+    ok = (accuracy >= cfg.training.success_accuracy) & (np.asarray(diverged_epoch) == 0)
+    if cfg.training.success_requires_target_loss:
+        ok = ok & (loss <= cfg.training.target_loss)
+    return ok
 
 
 def config_hash_of(container: dict) -> str:

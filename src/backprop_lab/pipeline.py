@@ -30,6 +30,7 @@ from backprop_lab.config import (
     config_hash_of,
     flatten,
     is_grid,
+    solved,
     sweep_learning_rates,
     sweep_seeds,
     to_container,
@@ -171,8 +172,8 @@ def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, flo
     record.add_scalar("diverged", float(diverged_epoch > 0))
     record.add_scalar("diverged_epoch", float(diverged_epoch))
     final_loss, final_accuracy = float(history["loss"][-1]), float(history["accuracy"][-1])
-    solved = final_accuracy >= cfg.training.success_accuracy
-    record.add_scalar("solved", float(solved))
+    record.add_scalar("solved", float(solved(cfg, final_accuracy, final_loss, int(result.diverged_epoch))))
+    record.add_scalar("improved", float(final_loss < float(result.initial_loss)))
     record.add_scalar("epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss)))
     return final_loss, final_accuracy
 
@@ -207,7 +208,9 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
     losses = history["loss"]
     num_rates, num_seeds, num_epochs = losses.shape
     final_accuracy = np.nan_to_num(history["accuracy"][..., -1], nan=0.0)
-    solved = (final_accuracy >= cfg.training.success_accuracy) & (result.diverged_epoch == 0)
+    solved_cells = solved(cfg, final_accuracy, losses[..., -1], result.diverged_epoch)
+    # "Improved": the final loss is below the loss before training (a run that never moves is not).
+    improved = np.nan_to_num(losses[..., -1], nan=np.inf) < np.asarray(result.initial_loss)
     to_target = epochs_to_target(np.nan_to_num(losses, nan=np.inf), cfg.training.target_loss)
     folder = record.artifact_dir
     arrays = {
@@ -215,7 +218,8 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
         "seeds": grid.seeds,
         "initial_loss": np.asarray(result.initial_loss),
         "diverged_epoch": np.asarray(result.diverged_epoch),
-        "solved": solved,
+        "solved": solved_cells,
+        "improved": improved,
         "epochs_to_target": to_target,
         **{name: values for name, values in history.items()},
     }
@@ -230,18 +234,19 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
             for s in range(num_seeds):
                 table.write(
                     f"{grid.learning_rates[r]:.9g},{grid.seeds[s]},{losses[r, s, -1]:.9g},"
-                    f"{history['accuracy'][r, s, -1]:.9g},{int(solved[r, s])},{int(result.diverged_epoch[r, s])},{int(to_target[r, s])}\n"
+                    f"{history['accuracy'][r, s, -1]:.9g},{int(solved_cells[r, s])},{int(result.diverged_epoch[r, s])},{int(to_target[r, s])}\n"
                 )
     if cfg.tracking.plots:
         plots.grid_loss_curves(grid.learning_rates, losses, folder / "loss_by_learning_rate.png", title=record.run_name)
         plots.success_by(
-            [f"{rate:.3g}" for rate in grid.learning_rates], solved.mean(axis=1), folder / "success_by_learning_rate.png",
+            [f"{rate:.3g}" for rate in grid.learning_rates], solved_cells.mean(axis=1), folder / "success_by_learning_rate.png",
             xlabel="learning rate", log_x_values=grid.learning_rates, title=record.run_name,
         )
-    record.add_scalar("success_rate", float(solved.mean()))
+    record.add_scalar("success_rate", float(solved_cells.mean()))
+    record.add_scalar("improved_fraction", float(improved.mean()))
     record.add_scalar("diverged_fraction", float((result.diverged_epoch > 0).mean()))
     record.add_scalar("cells", float(num_rates * num_seeds))
-    best = int(np.argmax(solved.mean(axis=1)))
+    best = int(np.argmax(solved_cells.mean(axis=1)))
     record.add_scalar("best_learning_rate", float(grid.learning_rates[best]))
 
     # One child run per learning rate: what the MLflow UI compares.
@@ -268,7 +273,8 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
             child.add_curve("loss_q75", np.nanpercentile(row_losses[:, steps - 1], 75, axis=0), steps=steps)
             child.add_curve("accuracy_mean", np.nanmean(history["accuracy"][r][:, steps - 1], axis=0), steps=steps)
         finals = row_losses[:, -1]
-        child.add_scalar("success_rate", float(solved[r].mean()))
+        child.add_scalar("success_rate", float(solved_cells[r].mean()))
+        child.add_scalar("improved_fraction", float(improved[r].mean()))
         child.add_scalar("diverged_fraction", float((result.diverged_epoch[r] > 0).mean()))
         if np.isfinite(finals).any():
             child.add_scalar("final_loss_median", float(np.nanmedian(finals)))
@@ -282,7 +288,7 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
         record.children.append(str(Path("children") / f"lr_{r:03d}"))
     with np.errstate(all="ignore"):
         final_loss = float(np.nanmedian(losses[..., -1])) if np.isfinite(losses[..., -1]).any() else float("nan")
-    return final_loss, float(np.nanmean(final_accuracy)), float(solved.mean())
+    return final_loss, float(np.nanmean(final_accuracy)), float(solved_cells.mean())
 
 
 class Job(NamedTuple):
@@ -432,10 +438,10 @@ def execute(
     )
     record.add_params(flatten(container))
     # MLflow's start-up (import, store, experiment, run) overlaps compilation and training;
-    # the metrics then go out while the figures are drawn. Both threads mostly wait on C code
-    # (XLA, SQLite, Agg), so they share the two cores well.
+    # the metrics then go out while the figures are drawn.
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bplab-tracking")
     opening = background.submit(tracking.create_run, record)
+    sending = None
     try:
         _write_common_artifacts(record, cfg, overrides, command)
         total_updates = cfg.training.epochs * len(dataset.x_train) * cells
@@ -445,56 +451,69 @@ def execute(
         started = time.perf_counter()
         with _Progress(spec.epochs, run_name, show_progress):
             trained = train_job(job._replace(spec=spec), int(cfg.seed))
-        if grid:
-            grid_result = trained
-        else:
-            result = trained
         record.add_scalar("train_seconds", time.perf_counter() - started)
         if grid:
-            final_loss, final_accuracy, solved_fraction = _record_grid(record, cfg, grid_result, overrides)
+            final_loss, final_accuracy, solved_fraction = _record_grid(record, cfg, trained, overrides)
             diverged_epoch = 0
-            sending = None
         else:
-            curves = _history_table(result.history)
-            final_loss, final_accuracy = _record_metrics(record, cfg, result, curves)
-            opening.result()
-            sending = background.submit(tracking.publish_metrics, record)
-            _record_artifacts(record, cfg, result, curves, architecture, dataset)
-            solved_fraction = float(final_accuracy >= cfg.training.success_accuracy)
-            diverged_epoch = int(result.diverged_epoch)
+            curves = _history_table(trained.history)
+            final_loss, final_accuracy = _record_metrics(record, cfg, trained, curves)
+            if _opened(opening):
+                sending = background.submit(tracking.publish_metrics, record)
+            _record_artifacts(record, cfg, trained, curves, architecture, dataset)
+            solved_fraction = float(solved(cfg, final_accuracy, final_loss, int(trained.diverged_epoch)))
+            diverged_epoch = int(trained.diverged_epoch)
         record.status = "FINISHED"
         record.save()
     except BaseException as error:
         record.status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         record.save()
-        with contextlib.suppress(BaseException):
-            opening.result()
-        if record.run_id:
+        if _opened(opening):
             message = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
             tracking.end_run(uri, record.run_id, record.status, message)
         background.shutdown(wait=False)
         raise
     status = "FINISHED"
     try:
-        opening.result()
+        if not _opened(opening):
+            raise ConnectionError("the tracking store could not be reached")
         if sending is not None:
             sending.result()
             tracking.publish_artifacts_and_close(record)
         else:
             tracking.publish(record)
-    except Exception as error:  # the server went away: the record waits on disk for bplab-sync
+    except Exception as error:
+        if not tracking.is_unreachable_error(error):
+            tracking.end_run(uri, record.run_id, "FAILED", f"publishing failed: {type(error).__name__}: {error}")
+            raise
+        # The store went away: the record waits on disk for bplab-sync.
         status = "PENDING"
         if console is not None:
             console.print(
-                f"[yellow]could not reach the tracking store ({type(error).__name__}); the run is kept in "
-                f"{record.folder} — upload it later with: bplab-sync {record.folder}[/]"
+                f"[yellow]the tracking store {uri} could not be reached; the run is kept in "
+                f"{record.folder}. Upload it later with: bplab-sync {record.folder}[/]"
             )
-    background.shutdown(wait=False)
+    finally:
+        background.shutdown(wait=False)
     return RunSummary(
         record.run_id, record.run_name, experiment_name, uri, "grid" if grid else "single",
         final_loss, final_accuracy, status, record.folder, cells=cells,
         solved_fraction=solved_fraction, diverged_epoch=diverged_epoch,
     )
+
+
+def _opened(opening) -> bool:
+    """Whether the background creation of the MLflow run succeeded (waiting for it if needed).
+
+    An unreachable store is not an error here: training goes on and the record is kept.
+    """
+    try:
+        opening.result()
+    except Exception as error:
+        if tracking.is_unreachable_error(error):
+            return False
+        raise
+    return True
 
 
 def ui_command(uri: str) -> str:

@@ -19,6 +19,16 @@ _PNG_METADATA = {"Software": None}
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "backprop-lab"})
 
 
+def _log_scale_if_positive(axis, values) -> None:
+    """Log scale for losses, unless some reach exactly 0 (a solved threshold network does)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() > 0:
+        axis.set_yscale("log")
+    elif finite.size:
+        axis.set_yscale("symlog", linthresh=1e-4)
+
+
 def _save(figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +44,7 @@ def loss_curve(history: dict[str, np.ndarray], path: str | Path, title: str = ""
     loss_axis.plot(epochs, history["loss"], label="train")
     if np.isfinite(history.get("test_loss", np.array([np.nan]))).any():
         loss_axis.plot(epochs, history["test_loss"], label="test")
-    loss_axis.set_yscale("log")
+    _log_scale_if_positive(loss_axis, np.concatenate([np.ravel(history["loss"]), np.ravel(history.get("test_loss", []))]))
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("loss")
     loss_axis.legend()
@@ -139,7 +149,7 @@ def grid_loss_curves(learning_rates: np.ndarray, losses: np.ndarray, path: str |
             low, high = np.nanpercentile(curves, [25, 75], axis=0)
         axis.plot(epochs, median, color=colors[index], lw=1.2, label=f"η={rate:.3g}")
         axis.fill_between(epochs, low, high, color=colors[index], alpha=0.15, lw=0)
-    axis.set_yscale("log")
+    _log_scale_if_positive(axis, losses)
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss (median, 25–75% band)")
     axis.legend(fontsize=7, ncol=2)

@@ -38,6 +38,38 @@ _MAX_PARAM_LENGTH = 6000
 
 
 # ---------------------------------------------------------------------------------------------
+# Importing MLflow (about a second) on a second thread
+
+_import_thread = None
+
+
+def start_importing_mlflow() -> None:
+    """Begin importing MLflow on a background thread, so it overlaps Hydra and JAX start-up.
+
+    Every use of MLflow in this module waits for that import first: MLflow's modules import
+    each other in cycles and break when two threads import them at once.
+    """
+    global _import_thread
+    import threading
+
+    if _import_thread is None:
+        _import_thread = threading.Thread(target=_import_mlflow_modules, name="bplab-mlflow-import", daemon=True)
+        _import_thread.start()
+
+
+def _import_mlflow_modules() -> None:
+    with contextlib.suppress(Exception):
+        import mlflow.entities  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import mlflow.tracking  # noqa: F401
+
+
+def _wait_for_mlflow() -> None:
+    if _import_thread is not None:
+        _import_thread.join()
+
+
+# ---------------------------------------------------------------------------------------------
 # The store
 
 
@@ -94,7 +126,21 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise BackpropLabError(f"tracking.uri={uri}: cannot create folder {database.parent} ({error.strerror})") from None
 
 
+def is_unreachable_error(error: BaseException) -> bool:
+    """Whether an exception from MLflow means the store could not be reached (vs. a bug)."""
+    if isinstance(error, OSError | ConnectionError | TimeoutError):
+        return True
+    name = type(error).__name__
+    if name in ("OperationalError", "MlflowException", "RestException"):
+        text = str(error).lower()
+        markers = ("connect", "max retries", "unable to open", "timed out", "api request", "refused", "unavailable", "disk i/o")
+        return any(marker in text for marker in markers)
+    cause = error.__cause__ or error.__context__
+    return cause is not None and cause is not error and is_unreachable_error(cause)
+
+
 def client(uri: str):
+    _wait_for_mlflow()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -234,9 +280,9 @@ class RunRecord:
 
 def create_run(record: RunRecord) -> str:
     """Create the MLflow run (status RUNNING) with its params and tags; return its id."""
+    mlflow_client = client(record.tracking_uri)
     from mlflow.entities import Param
 
-    mlflow_client = client(record.tracking_uri)
     experiment_id = ensure_experiment(record.tracking_uri, record.experiment_name)
     tags = dict(record.tags)
     if record.parent_run_id:
@@ -250,11 +296,11 @@ def create_run(record: RunRecord) -> str:
 
 def publish_metrics(record: RunRecord) -> None:
     """Send the record's metrics and tags (creating the run if MLflow does not know it yet)."""
-    from mlflow.entities import Metric, RunTag
-
     if record.run_id is None:
         create_run(record)
     mlflow_client = client(record.tracking_uri)
+    from mlflow.entities import Metric, RunTag
+
     run = mlflow_client.get_run(record.run_id)
     if run.info.status != "RUNNING":
         # A run closed earlier (say KILLED when its job lost the server) is reopened so its

@@ -223,7 +223,13 @@ def make_train(spec: TrainSpec):
                 )
             return params, opt_state
 
-        epoch_inputs = (jax.random.split(key, spec.epochs), jnp.arange(spec.epochs))
+        if spec.batching in ("shuffled", "minibatch"):
+            epoch_keys = jax.random.split(key, spec.epochs)
+        else:
+            # Online and full-batch training draw nothing: splitting a key per epoch anyway
+            # costs more than the training itself in a large grid.
+            epoch_keys = jnp.zeros((spec.epochs,), jnp.uint32)
+        epoch_inputs = (epoch_keys, jnp.arange(spec.epochs))
         carry = (params, optimizer.init(params))
         test_pair = (data.x_test, data.y_test) if has_test else None
         stored = spec.epochs * (x.shape[0] + (data.x_test.shape[0] if has_test else 0)) * y.shape[1]

@@ -1,0 +1,42 @@
+"""Plain baselines the benchmarks measure the project against, written the obvious way.
+
+``numpy_online_sgd`` is a per-sample NumPy loop for a sigmoid MLP with E = ½ Σ (y − ŷ)², the
+article's online gradient descent, one network at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def numpy_online_sgd(weights, biases, x, y, learning_rate: float, epochs: int):
+    """Train one sigmoid MLP in place with per-sample SGD; returns the per-epoch loss.
+
+    ``weights[l]`` has one row per unit (units, inputs), as in the project.
+    """
+    weights = [np.array(w, dtype=np.float64) for w in weights]
+    biases = [np.array(b, dtype=np.float64) for b in biases]
+    epoch_loss = np.empty(epochs)
+    for epoch in range(epochs):
+        for sample, target in zip(x, y, strict=True):
+            outputs = [sample]
+            for w, b in zip(weights, biases, strict=True):
+                outputs.append(_sigmoid(w @ outputs[-1] + b))
+            # dE/dŷ = −(y − ŷ); δ = dE/dz = dE/dout · σ'(z) with σ' = out(1 − out).
+            delta = -(target - outputs[-1]) * outputs[-1] * (1.0 - outputs[-1])
+            for layer in range(len(weights) - 1, -1, -1):
+                grad_w = np.outer(delta, outputs[layer])
+                grad_b = delta
+                if layer > 0:
+                    delta = (weights[layer].T @ delta) * outputs[layer] * (1.0 - outputs[layer])
+                weights[layer] -= learning_rate * grad_w
+                biases[layer] -= learning_rate * grad_b
+        predictions = x
+        for w, b in zip(weights, biases, strict=True):
+            predictions = _sigmoid(predictions @ w.T + b)
+        epoch_loss[epoch] = np.mean(0.5 * np.sum((y - predictions) ** 2, axis=1))
+    return weights, biases, epoch_loss
