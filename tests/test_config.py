@@ -6,11 +6,13 @@ Nothing here trains or touches MLflow; :func:`backprop_lab.pipeline.prepare` is 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -20,6 +22,13 @@ from backprop_lab.pipeline import prepare
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 PRESETS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+# Groups the root config selects by default are overridden as ``group=option``; the others
+# (such as a multirun's arms) are added with ``+group=option``.
+ROOT_GROUPS = {
+    next(iter(item))
+    for item in OmegaConf.load(CONF_DIR / "train.yaml").defaults
+    if not isinstance(item, str)
+}
 GROUP_OPTIONS = sorted(
     (path.parent.name, path.stem)
     for path in CONF_DIR.glob("*/*.yaml")
@@ -30,15 +39,9 @@ GROUP_OPTIONS = sorted(
 def test_the_conf_tree_has_presets_and_groups():
     # Guards the parametrizations below against silently testing nothing.
     assert {"xor_mlp", "seed_example", "seed_homework"} <= set(PRESETS)
-    assert {group for group, _ in GROUP_OPTIONS} == {
-        "data",
-        "loss",
-        "model",
-        "optimizer",
-        "sweep",
-        "tracking",
-        "training",
-    }
+    groups = {group for group, _ in GROUP_OPTIONS}
+    assert {"data", "loss", "model", "optimizer", "sweep", "tracking", "training"} <= groups
+    assert ROOT_GROUPS - {"experiment"} <= groups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,12 +63,29 @@ def test_every_preset_composes_and_validates(compose, preset):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_names_the_command_that_runs_it(preset):
     header = (CONF_DIR / "experiment" / f"{preset}.yaml").read_text().splitlines()[:3]
-    assert any(f"bplab-train experiment={preset}" in line for line in header)
+    command = re.compile(rf"^# bplab-train( -m)? experiment={preset}( |$)")
+    assert any(command.match(line) for line in header), header
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_job_of_a_preset_sweep_composes_and_validates(compose, preset):
+    # A multirun preset lists its jobs under hydra.sweeper.params; each value must make a
+    # valid config, or the multirun would fail part-way through.
+    sweeper = compose([f"experiment={preset}"], return_hydra_config=True).hydra.sweeper
+    params = OmegaConf.select(sweeper, "params") or {}
+    parser = OverridesParser.create()
+    for key, values in params.items():
+        (override,) = parser.parse_overrides([f"{key}={values}"])
+        choices = list(override.sweep_string_iterator())
+        assert choices
+        for choice in choices:
+            prepare(compose([f"experiment={preset}", f"{override.get_key_element()}={choice}"]))
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_group_option_composes(compose, group, option):
-    cfg = compose([f"{group}={option}"])
+    prefix = "" if group in ROOT_GROUPS else "+"
+    cfg = compose([f"{prefix}{group}={option}"])
     if group in ("data", "loss", "optimizer"):
         assert cfg[group].name == option
     if (group, option) == ("data", "csv"):

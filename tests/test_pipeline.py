@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -67,6 +68,21 @@ def _artifact_path(client: MlflowClient, run_id: str, name: str) -> Path:
     """The file behind a run's artifact in a local store (to tamper with it)."""
     uri = client.get_run(run_id).info.artifact_uri
     return Path(unquote(urlparse(uri).path)) / name
+
+
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory) -> Path:
+    """An SQLite store with MLflow's tables made once (making them costs about a second)."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture()
+def store(store_uri: str, _empty_store: Path) -> str:
+    """``store_uri`` (also $MLFLOW_TRACKING_URI), starting as a copy of an empty store."""
+    shutil.copyfile(_empty_store, store_uri[len("sqlite:///") :])
+    return store_uri
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,10 +226,10 @@ def test_the_local_record_is_marked_published(moons):
     assert record["run_id"] == moons.summary.run_id
 
 
-def test_the_experiment_name_can_be_overridden(compose, store_uri, tmp_path):
+def test_the_experiment_name_can_be_overridden(compose, store, tmp_path):
     cfg = compose([*FAST, "training.epochs=5", "tracking.experiment_name=my_study"])
     summary = pipeline.execute(cfg, output_dir=tmp_path / "job")
-    client = MlflowClient(store_uri)
+    client = MlflowClient(store)
     assert summary.experiment_name == "my_study"
     assert (
         client.get_experiment(client.get_run(summary.run_id).info.experiment_id).name == "my_study"
@@ -225,20 +241,20 @@ def test_the_experiment_name_can_be_overridden(compose, store_uri, tmp_path):
 # The article's numbers, end to end
 
 
-def test_seed_homework_loss_falls_every_epoch(compose, store_uri, tmp_path):
+def test_seed_homework_loss_falls_every_epoch(compose, store, tmp_path):
     summary = pipeline.execute(
         compose(["experiment=seed_homework", "tracking.plots=false"]), output_dir=tmp_path / "job"
     )
-    steps, losses = _steps_and_values(MlflowClient(store_uri), summary.run_id, "loss")
+    steps, losses = _steps_and_values(MlflowClient(store), summary.run_id, "loss")
     assert steps == list(range(1, 26))
     assert (np.diff(losses) < 0).all(), losses
 
 
-def test_seed_example_weights_match_the_worked_example(compose, store_uri, tmp_path):
+def test_seed_example_weights_match_the_worked_example(compose, store, tmp_path):
     summary = pipeline.execute(
         compose(["experiment=seed_example", "tracking.plots=false"]), output_dir=tmp_path / "job"
     )
-    client = MlflowClient(store_uri)
+    client = MlflowClient(store)
     assert _steps_and_values(client, summary.run_id, "loss")[0] == [1]
     path = client.download_artifacts(summary.run_id, "weights.json", str(tmp_path / "downloaded"))
     layers = json.loads(Path(path).read_text())["layers"]
@@ -323,13 +339,13 @@ def test_bad_input_raises_and_creates_no_run(
     assert _records_under(tmp_path) == []
 
 
-def test_a_bad_input_leaves_an_existing_store_untouched(compose, store_uri, tmp_path):
+def test_a_bad_input_leaves_an_existing_store_untouched(compose, store, tmp_path):
     pipeline.execute(compose([*FAST, "training.epochs=3"]), output_dir=tmp_path / "good")
     with pytest.raises(BackpropLabError):
         pipeline.execute(
             compose([*FAST, "optimizer.learning_rate=nan"]), output_dir=tmp_path / "bad"
         )
-    assert len(_runs(store_uri)) == 1
+    assert len(_runs(store)) == 1
     assert not (tmp_path / "bad").exists()
 
 
@@ -360,30 +376,28 @@ def _only_run(uri: str):
     return runs[0]
 
 
-def test_an_error_during_training_marks_the_run_failed(compose, store_uri, tmp_path, monkeypatch):
+def test_an_error_during_training_marks_the_run_failed(compose, store, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("the accelerator caught fire")
 
     monkeypatch.setattr(pipeline, "train_job", broken)
     with pytest.raises(RuntimeError, match="caught fire"):
         pipeline.execute(compose(FAST), output_dir=tmp_path / "job")
-    run = _only_run(store_uri)
+    run = _only_run(store)
     assert run.info.status == "FAILED"
     assert run.data.tags["backprop_lab.error"] == "RuntimeError: the accelerator caught fire"
     (record,) = _records_under(tmp_path)
     assert json.loads(record.read_text())["status"] == "FAILED"
 
 
-def test_an_interrupt_during_training_marks_the_run_killed(
-    compose, store_uri, tmp_path, monkeypatch
-):
+def test_an_interrupt_during_training_marks_the_run_killed(compose, store, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "train_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pipeline.execute(compose(FAST), output_dir=tmp_path / "job")
-    run = _only_run(store_uri)
+    run = _only_run(store)
     assert run.info.status == "KILLED"
     assert "backprop_lab.error" in run.data.tags
     (record,) = _records_under(tmp_path)
@@ -394,25 +408,25 @@ def test_an_interrupt_during_training_marks_the_run_killed(
 # Reproducing a run
 
 
-def test_rerun_reproduces_a_single_run_bitwise(compose, store_uri, tmp_path):
+def test_rerun_reproduces_a_single_run_bitwise(compose, store, tmp_path):
     summary = pipeline.execute(compose(FAST), output_dir=tmp_path / "job")
-    assert rerun.rerun(summary.run_id, store_uri) == (True, 0.0, "single")
+    assert rerun.rerun(summary.run_id, store) == (True, 0.0, "single")
 
     # And it can tell when they differ: nudge one logged weight.
-    client = MlflowClient(store_uri)
+    client = MlflowClient(store)
     weights_file = _artifact_path(client, summary.run_id, "weights.npz")
     with np.load(weights_file) as arrays:
         tampered = {key: arrays[key].copy() for key in arrays.files}
     tampered["layer0_weights"][0, 0] += 1e-3
     np.savez(weights_file, **tampered)
-    identical, difference, kind = rerun.rerun(summary.run_id, store_uri)
+    identical, difference, kind = rerun.rerun(summary.run_id, store)
     assert not identical
     assert difference == pytest.approx(1e-3, rel=1e-2)
 
 
-def test_rerun_of_an_unknown_run_id_is_a_one_line_error(store_uri):
+def test_rerun_of_an_unknown_run_id_is_a_one_line_error(store):
     with pytest.raises(BackpropLabError, match="no run 'not-a-run'") as raised:
-        rerun.rerun("not-a-run", store_uri)
+        rerun.rerun("not-a-run", store)
     assert "\n" not in str(raised.value)
 
 
@@ -536,14 +550,14 @@ def test_rerun_of_a_grid_child_names_its_kind(grid):
 # resume=true
 
 
-def test_resume_skips_a_config_that_already_finished(compose, store_uri, tmp_path):
+def test_resume_skips_a_config_that_already_finished(compose, store, tmp_path):
     cfg = compose([*FAST, "training.epochs=5", "resume=true"])
     first = pipeline.execute(cfg, output_dir=tmp_path / "first")
     assert not first.skipped
     second = pipeline.execute(cfg, output_dir=tmp_path / "second")
     assert second.skipped
     assert second.run_id == first.run_id
-    assert len(_runs(store_uri)) == 1
+    assert len(_runs(store)) == 1
     assert _records_under(tmp_path / "second") == []
     # A different config is not skipped.
     other = pipeline.execute(
@@ -551,7 +565,7 @@ def test_resume_skips_a_config_that_already_finished(compose, store_uri, tmp_pat
         output_dir=tmp_path / "third",
     )
     assert not other.skipped
-    assert len(_runs(store_uri)) == 2
+    assert len(_runs(store)) == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,7 +602,7 @@ def _stop_mlflow_after_create(patch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("stop_server", [_stop_tracking_publishers, _stop_mlflow_after_create])
-def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, stop_server):
+def test_a_run_kept_on_disk_is_published_by_sync(compose, store, tmp_path, stop_server):
     # The run is created, then the server disappears before its results are sent.
     with pytest.MonkeyPatch.context() as server_down:
         stop_server(server_down)
@@ -603,7 +617,7 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, s
     assert record["published"] is False
     assert record["status"] == "FINISHED"
     assert len(record["metrics"]["loss"]) == epochs
-    client = MlflowClient(store_uri)
+    client = MlflowClient(store)
     assert client.get_run(summary.run_id).info.status == "RUNNING"
     assert client.get_metric_history(summary.run_id, "loss") == []
 
@@ -620,4 +634,4 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store_uri, tmp_path, s
     assert json.loads((folder / RECORD_FILE).read_text())["published"] is True
     # Nothing is left to publish, and nothing is published twice.
     assert sync.sync([str(tmp_path / "job")]) == []
-    assert len(_runs(store_uri)) == 1
+    assert len(_runs(store)) == 1

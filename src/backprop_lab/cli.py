@@ -60,6 +60,72 @@ def _train_task(cfg) -> float | None:
     return summary.final_loss
 
 
+def _one_line(error: BaseException) -> str:
+    """Hydra's and OmegaConf's messages span lines; keep what a person needs, on one line."""
+    parts, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for line in str(error).splitlines():
+            line = line.strip()
+            if line.startswith(("Config search path", "Set the environment variable", "object_type=", "reference_type=", "Value '$VALUE")):
+                break
+            if line and line not in parts:
+                parts.append(line)
+        error = error.__cause__ or error.__context__
+    text = " ".join(parts).replace("Available options in", "; available options in")
+    return text.replace(":; ", ": ").replace("; ;", ";")
+
+
+def check_before_launch(argv: list[str]) -> None:
+    """Compose and validate every job of the command line before Hydra launches any.
+
+    Hydra would report a bad override on many lines, a bad value only inside the job, and an
+    unreachable tracking server only as a warning; here each becomes one line and nothing
+    runs. Sweeps on the command line and in a preset's ``hydra.sweeper.params`` are expanded
+    as Hydra's basic sweeper does.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from backprop_lab import tracking
+    from backprop_lab.config import conf_dir, validate
+    from backprop_lab.errors import BackpropLabError
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return
+    overrides = list(args.overrides or [])
+    parser = OverridesParser.create()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir()), job_name="bplab-train"):
+            parsed = parser.parse_overrides(overrides)
+            if args.multirun:
+                first = [item.input_line for item in parsed if not item.is_sweep_override()]
+                base = compose("train", overrides=first, return_hydra_config=True)
+                preset_sweeps = [f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()]
+                given = {item.get_key_element() for item in parsed}
+                preset = [item for item in parser.parse_overrides(preset_sweeps) if item.get_key_element() not in given]
+                jobs = [job for batch in BasicSweeper.split_arguments(preset + parsed, None) for job in batch]
+            else:
+                if any(item.is_sweep_override() for item in parsed):
+                    raise BackpropLabError("a sweep (a,b,c or range(...)) needs -m: bplab-train -m " + " ".join(overrides))
+                jobs = [overrides]
+            checked_uris = set()
+            for job in jobs:
+                cfg = compose("train", overrides=job)
+                validate(cfg)
+                uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+                if uri not in checked_uris:
+                    tracking.check_reachable(uri)
+                    checked_uris.add(uri)
+    except BackpropLabError as error:
+        _fail("bplab-train", str(error))
+    except Exception as error:  # Hydra's and OmegaConf's composition errors
+        _fail("bplab-train", _one_line(error))
+
+
 def train_main() -> None:
     """``bplab-train``: a Hydra app; any override, and ``-m`` multiruns."""
     import hydra
@@ -75,6 +141,7 @@ def train_main() -> None:
         _fail("bplab-train", str(error))
     register_configs()
     _quiet_libraries()
+    check_before_launch(sys.argv[1:])
     app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(_train_task)
     try:
         app()

@@ -215,8 +215,30 @@ def is_grid(cfg: DictConfig) -> bool:
     return cfg.sweep.learning_rates is not None or cfg.sweep.log_space is not None or cfg.sweep.seeds is not None
 
 
+def _unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that ``schema`` does not define (Hydra's ``+key=`` can add them)."""
+    import dataclasses
+
+    fields = {item.name: item for item in dataclasses.fields(schema)}
+    unknown = []
+    for key in node.keys():
+        if key not in fields:
+            unknown.append(f"{prefix}{key}")
+            continue
+        nested = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if nested is not None and dataclasses.is_dataclass(nested) and isinstance(node[key], DictConfig):
+            unknown += _unknown_keys(node[key], nested, f"{prefix}{key}.")
+    return unknown
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value of a composed config; raise one line naming the first bad one."""
+    unknown = _unknown_keys(cfg, Config)
+    if unknown:
+        raise BackpropLabError(
+            f"unknown config key {unknown[0]!r}; see conf/ for the keys each group accepts "
+            "(bplab-train --cfg job prints the whole config)"
+        )
     model, data, training, optimizer = cfg.model, cfg.data, cfg.training, cfg.optimizer
     for position, size in enumerate(model.hidden_sizes):
         if size < 1:

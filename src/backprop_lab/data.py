@@ -230,6 +230,8 @@ def make_dataset(name: str, **options) -> Dataset:
             seed=int(options.get("seed", 0)),
         )
     if name == "csv":
+        if not options.get("path"):
+            raise BackpropLabError("data=csv needs a file: set data.path=FILE.csv")
         return load_csv(
             options.get("path") or "",
             list(options.get("feature_columns") or []),

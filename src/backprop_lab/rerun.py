@@ -31,6 +31,10 @@ def load_run_config(tracking_uri: str, run_id: str):
         run = mlflow_client.get_run(run_id)
     except Exception:
         raise BackpropLabError(f"no run {run_id!r} in the tracking store {tracking_uri}") from None
+    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
+    if kind not in ("single", "grid"):
+        hint = "its grid parent" if kind == "grid_row" else "one of its child runs"
+        raise BackpropLabError(f"run {run_id} is a {kind} run, which is not trained by itself; rerun {hint} instead")
     folder = Path(tempfile.mkdtemp(prefix="bplab-rerun-"))
     try:
         path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
@@ -62,11 +66,9 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     from backprop_lab.pipeline import prepare, train_job
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    tracking.check_reachable(uri)
+    tracking.check_store_exists(uri)
     run, cfg, folder = load_run_config(uri, run_id)
     kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-    if kind not in ("single", "grid"):
-        raise BackpropLabError(f"run {run_id} is a {kind} run; rerun one of its children instead")
     expected = logged_weights(uri, run_id, kind, folder)
     trained = train_job(prepare(cfg), int(cfg.seed))
     if kind == "grid":

@@ -126,6 +126,16 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise BackpropLabError(f"tracking.uri={uri}: cannot create folder {database.parent} ({error.strerror})") from None
 
 
+def check_store_exists(uri: str) -> None:
+    """For commands that only read: the store must already exist (never create a typo'd one)."""
+    if uri.startswith("sqlite:///"):
+        database = Path(uri[len("sqlite:///") :])
+        if not database.is_file():
+            raise BackpropLabError(f"no MLflow store at {uri}: {database} does not exist (run bplab-train or make demo first)")
+    else:
+        check_reachable(uri)
+
+
 def is_unreachable_error(error: BaseException) -> bool:
     """Whether an exception from MLflow means the store could not be reached (vs. a bug)."""
     if isinstance(error, OSError | ConnectionError | TimeoutError):
