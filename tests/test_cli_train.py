@@ -196,11 +196,6 @@ def test_an_unknown_key_or_wrong_type_fails_without_a_run(composition_errors, ov
     assert COMPOSITION_ERRORS[override] in composition_errors[override].stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: cli.train_main lets Hydra print its multi-line composition error and exit 1, "
-    "not one 'bplab-train: error: ...' line and exit 2 as cli.py's docstring promises",
-)
 @pytest.mark.parametrize("override", COMPOSITION_ERRORS)
 def test_an_unknown_key_or_wrong_type_is_one_line_exit_2(composition_errors, override):
     done = composition_errors[override]
@@ -211,18 +206,11 @@ def test_an_unknown_key_or_wrong_type_is_one_line_exit_2(composition_errors, ove
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="src bug: '+foo=1' is accepted and trains a run")
 def test_an_appended_unknown_key_is_rejected(tmp_path):
     done = _train_expecting_error(tmp_path, ["+foo=1"])
     assert "foo" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: Hydra turns exceptions raised in callbacks into warnings, so "
-    "MultirunTrackingCallback.on_multirun_start's BackpropLabError never reaches cli.train_main; "
-    "the first job fails instead, after a multi-line UserWarning",
-)
 def test_a_multirun_against_an_unreachable_server_fails_before_any_job(tmp_path):
     uri = "http://127.0.0.1:9"
     done = _run(

@@ -254,11 +254,6 @@ def test_unknown_keys_and_wrong_types_fail_at_composition(compose, override, ful
     assert full_key in str(raised.value.__cause__ or raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: '+key=value' adds keys the schema does not have (Hydra's force_add "
-    "bypasses struct mode) and validate() does not reject them",
-)
 @pytest.mark.parametrize("override", ["+foo=1", "+model.foo=1"])
 def test_an_appended_unknown_key_is_rejected(compose, override):
     with pytest.raises((ConfigCompositionException, BackpropLabError), match="foo"):
@@ -308,11 +303,6 @@ def test_a_missing_csv_column_lists_the_columns(compose, tmp_path):
         prepare(cfg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: with data.path unset, make_dataset passes '' and the error reads "
-    "\"CSV file '.' does not exist\" instead of naming data.path",
-)
 def test_a_csv_data_set_without_a_path_names_data_path(compose):
     with pytest.raises(BackpropLabError, match="data.path"):
         prepare(compose(["data=csv", "data.feature_columns=[a]", "data.target_columns=[y]"]))

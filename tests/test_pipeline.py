@@ -286,10 +286,7 @@ BAD_INPUTS = [
         ["+foo=1"],
         (ConfigCompositionException, BackpropLabError),
         "foo",
-        id="appended-unknown-key",
-        marks=pytest.mark.xfail(
-            strict=True, reason="src bug: '+foo=1' is accepted and trains a run"
-        ),
+        id="appended-unknown-key"
     ),
     pytest.param(
         ["optimizer.learning_rate=abc"],
@@ -536,11 +533,6 @@ def test_rerun_of_a_grid_child_is_a_one_line_error(grid):
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: rerun.rerun checks the run's kind only after load_run_config, which "
-    'already failed with "has no config.yaml artifact; it was not made by bplab-train"',
-)
 def test_rerun_of_a_grid_child_names_its_kind(grid):
     with pytest.raises(BackpropLabError, match="grid_row"):
         rerun.rerun(grid.children[0].info.run_id, grid.uri)

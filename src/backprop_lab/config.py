@@ -221,7 +221,7 @@ def _unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]
 
     fields = {item.name: item for item in dataclasses.fields(schema)}
     unknown = []
-    for key in node.keys():
+    for key in node:
         if key not in fields:
             unknown.append(f"{prefix}{key}")
             continue

@@ -735,9 +735,10 @@ def representative_cells(job: Job, rows: Sequence[RateRow]) -> list[tuple[str, i
     num_layers = len(job.architecture.layer_sizes) - 1
     best = best_rate_index(rows)
     solved = grid["solved"]
-    usable = lambda r, s: (
-        grid["diverged_epoch"][r, s] == 0 and _finite_params(grid, num_layers, (r, s))
-    )  # noqa: E731
+
+    def usable(r: int, s: int) -> bool:
+        return grid["diverged_epoch"][r, s] == 0 and _finite_params(grid, num_layers, (r, s))
+
     cells = []
     for s in range(solved.shape[1]):
         if solved[best, s] and usable(best, s):
@@ -778,16 +779,19 @@ def _job_figures(job: Job, index: int, figure_dir: Path) -> list[Figure]:
             )
         )
         rows = grid_rows(grid)
-        name = _figure_name(index, "success_by_learning_rate")
-        plots.success_by(
-            [fmt_rate(rate) for rate in rates],
-            np.array([row.solved / row.cells for row in rows]),
-            figure_dir / name,
-            xlabel="learning rate",
-            log_x_values=rates,
-            title=job.label,
-        )
-        figures.append(Figure(name, f"{job.label}: share of seeds solved at each learning rate."))
+        if len(rates) > 1:
+            name = _figure_name(index, "success_by_learning_rate")
+            plots.success_by(
+                [fmt_rate(rate) for rate in rates],
+                np.array([row.solved / row.cells for row in rows]),
+                figure_dir / name,
+                xlabel="learning rate",
+                log_x_values=rates,
+                title=job.label,
+            )
+            figures.append(
+                Figure(name, f"{job.label}: share of seeds solved at each learning rate.")
+            )
         if _draws_boundary(job):
             num_layers = len(job.architecture.layer_sizes) - 1
             for what, r, s in representative_cells(job, rows):
@@ -810,9 +814,11 @@ def _job_figures(job: Job, index: int, figure_dir: Path) -> list[Figure]:
                     )
                 )
     elif job.history is not None:
-        name = _figure_name(index, "loss_curve")
-        plots.loss_curve(job.history, figure_dir / name, title=job.label)
-        figures.append(Figure(name, f"{job.label}: loss (log scale) and accuracy per epoch."))
+        # A curve of one epoch is a single point: the table says all there is.
+        if len(job.history["loss"]) > 1:
+            name = _figure_name(index, "loss_curve")
+            plots.loss_curve(job.history, figure_dir / name, title=job.label)
+            figures.append(Figure(name, f"{job.label}: loss (log scale) and accuracy per epoch."))
         if _draws_boundary(job) and job.weights is not None and job.metric("diverged") != 1.0:
             num_layers = len(job.architecture.layer_sizes) - 1
             if _finite_params(job.weights, num_layers, ()):
@@ -872,7 +878,7 @@ def grid_table(job: Job) -> Table:
         if with_test:
             cells.append(fmt_percent(row.median_test_accuracy))
         table_rows.append(cells)
-    target = fmt_number(job.cfg.training.target_loss) if job.cfg is not None else "the target"
+    target = fmt_value(job.cfg.training.target_loss) if job.cfg is not None else "the target"
     caption = f"{job.label}: per learning rate (epochs to target: first epoch with loss ≤ {target}, among the cells that got there)"
     return Table(headers, table_rows, caption, numeric=tuple(range(1, len(headers))))
 
@@ -1033,10 +1039,6 @@ def grid_findings(job: Job, several: bool) -> list[str]:
     return found
 
 
-def row_rates(job: Job) -> np.ndarray:
-    return job.grid["learning_rates"]
-
-
 def comparison_findings(experiment_name: str, jobs: Sequence[Job]) -> list[str]:
     """Best and worst jobs of a multirun of grids, by success at each job's best rate."""
     grids = [job for job in jobs if job.kind == "grid" and job.grid is not None]
@@ -1050,12 +1052,16 @@ def comparison_findings(experiment_name: str, jobs: Sequence[Job]) -> list[str]:
         scored.append((row.solved / row.cells, job, row))
     top = max(score for score, _, _ in scored)
     bottom = min(score for score, _, _ in scored)
-    name = lambda items: "; ".join(  # noqa: E731
-        f"{job.label} (learning rate {fmt_rate(row.rate)})"
-        if score > 0 and len(row_rates(job)) > 1
-        else job.label
-        for score, job, row in items
-    )
+
+    def name(items) -> str:
+        # The rate is worth naming only where it made a difference.
+        return "; ".join(
+            f"{job.label} (learning rate {fmt_rate(row.rate)})"
+            if score > 0 and len(job.grid["learning_rates"]) > 1
+            else job.label
+            for score, job, row in items
+        )
+
     if top == bottom:
         return [f"every {noun} solved {fmt_percent(top)} of seeds at its best learning rate"]
     best = [item for item in scored if item[0] == top]
@@ -1248,6 +1254,8 @@ class ExperimentReport:
     started: str
     jobs: int
     findings: list[str]
+    # The finding the index shows: the comparison across jobs if there is one, else the first.
+    headline: str = ""
 
 
 def _slug(name: str) -> str:
@@ -1301,8 +1309,11 @@ def _runs_table(selection: Selection, jobs: Sequence[Job]) -> Table:
 
 def build_blocks(
     selection: Selection, jobs: list[Job], figure_dir: Path, uri: str
-) -> tuple[list[Block], list[str]]:
-    """The report of one experiment as blocks (figures are drawn into ``figure_dir``)."""
+) -> tuple[list[Block], list[str], str]:
+    """The report of one experiment as blocks (figures are drawn into ``figure_dir``).
+
+    Also returns the findings, and the one the index shows.
+    """
     name = selection.experiment_name
     description = _description(selection, jobs)
     blocks: list[Block] = [Heading(1, name)]
@@ -1395,7 +1406,8 @@ def build_blocks(
             findings += grid_findings(job, several)
         elif job.history is not None:
             findings += single_findings(job, several)
-    findings += comparison_findings(name, jobs)
+    comparison = comparison_findings(name, jobs)
+    findings += comparison
     for job in jobs:
         if _has_worked_example(job):
             example_blocks, example_findings = worked_example(job)
@@ -1512,7 +1524,10 @@ def build_blocks(
             figures = _job_figures(job, index, figure_dir)
         if figures:
             blocks.append(Figures(figures))
-    return blocks, findings
+    # The learning-rate study is about the regimes of the rate; elsewhere the comparison leads.
+    regimes = [finding for finding in findings if " never converged within " in finding]
+    lead = regimes if name == "learning_rates" and regimes else comparison
+    return blocks, findings, (lead or findings or [""])[0]
 
 
 def build_experiment_report(
@@ -1538,7 +1553,7 @@ def build_experiment_report(
             progress(f"{selection.experiment_name}: drawing figures")
         figure_dir = building / "figures"
         figure_dir.mkdir()
-        blocks, findings = build_blocks(selection, jobs, figure_dir, uri)
+        blocks, findings, headline = build_blocks(selection, jobs, figure_dir, uri)
         (building / "report.md").write_text(render_markdown(blocks))
         (building / "report.html").write_text(
             render_html(f"{selection.experiment_name} — backprop-lab report", blocks, figure_dir)
@@ -1562,6 +1577,7 @@ def build_experiment_report(
         fmt_time(selection.top.info.start_time),
         len(jobs),
         findings,
+        headline,
     )
 
 
@@ -1592,7 +1608,7 @@ def write_index(out: Path, reports: dict[str, ExperimentReport]) -> tuple[Path, 
                 report.top_run_name,
                 report.started,
                 str(report.jobs),
-                report.findings[0] if report.findings else "—",
+                report.headline or "—",
             ]
         )
     blocks: list[Block] = [
