@@ -25,6 +25,27 @@ def _weighted_mean(per_sample: jax.Array, sample_weight: jax.Array | None) -> ja
     return jnp.sum(per_sample * sample_weight) / jnp.maximum(jnp.sum(sample_weight), 1.0)
 
 
+def half_sse_per_sample(targets: jax.Array, predictions: jax.Array) -> jax.Array:
+    """``½ Σₖ (yₖ − ŷₖ)²`` of each sample (the last axis holds the outputs)."""
+    return 0.5 * jnp.sum((targets - predictions) ** 2, axis=-1)
+
+
+def mse_per_sample(targets: jax.Array, predictions: jax.Array) -> jax.Array:
+    """``mean_k (yₖ − ŷₖ)²`` of each sample."""
+    return jnp.mean((targets - predictions) ** 2, axis=-1)
+
+
+def bce_per_sample(targets: jax.Array, predictions: jax.Array) -> jax.Array:
+    """``−mean_k [yₖ log ŷₖ + (1 − yₖ) log(1 − ŷₖ)]`` of each sample.
+
+    Predictions are probabilities (a sigmoid output), clipped to ``[ε, 1 − ε]`` so a saturated
+    unit gives a large finite loss rather than ``inf``.
+    """
+    clipped = jnp.clip(predictions, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
+    per_output = -(targets * jnp.log(clipped) + (1.0 - targets) * jnp.log1p(-clipped))
+    return jnp.mean(per_output, axis=-1)
+
+
 def half_sum_squared_error(
     targets: jax.Array, predictions: jax.Array, sample_weight: jax.Array | None = None
 ) -> jax.Array:
@@ -32,35 +53,32 @@ def half_sum_squared_error(
 
     The ½ makes ``∂E/∂ŷₖ = −(yₖ − ŷₖ)``, as in the worked example.
     """
-    per_sample = 0.5 * jnp.sum((targets - predictions) ** 2, axis=-1)
-    return _weighted_mean(per_sample, sample_weight)
+    return _weighted_mean(half_sse_per_sample(targets, predictions), sample_weight)
 
 
 def mean_squared_error(
     targets: jax.Array, predictions: jax.Array, sample_weight: jax.Array | None = None
 ) -> jax.Array:
     """``mean((y − ŷ)²)`` over outputs and samples."""
-    per_sample = jnp.mean((targets - predictions) ** 2, axis=-1)
-    return _weighted_mean(per_sample, sample_weight)
+    return _weighted_mean(mse_per_sample(targets, predictions), sample_weight)
 
 
 def binary_cross_entropy(
     targets: jax.Array, predictions: jax.Array, sample_weight: jax.Array | None = None
 ) -> jax.Array:
-    """``−[y log ŷ + (1 − y) log(1 − ŷ)]``, averaged over outputs and samples.
-
-    Predictions are probabilities (a sigmoid output), clipped to ``[ε, 1 − ε]`` so a saturated
-    unit gives a large finite loss rather than ``inf``.
-    """
-    clipped = jnp.clip(predictions, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
-    per_output = -(targets * jnp.log(clipped) + (1.0 - targets) * jnp.log1p(-clipped))
-    return _weighted_mean(jnp.mean(per_output, axis=-1), sample_weight)
+    """``−[y log ŷ + (1 − y) log(1 − ŷ)]``, averaged over outputs and samples (clipped ŷ)."""
+    return _weighted_mean(bce_per_sample(targets, predictions), sample_weight)
 
 
 LOSSES: dict[str, Loss] = {
     "half_sse": half_sum_squared_error,
     "mse": mean_squared_error,
     "bce": binary_cross_entropy,
+}
+PER_SAMPLE_LOSSES: dict[str, Loss] = {
+    "half_sse": half_sse_per_sample,
+    "mse": mse_per_sample,
+    "bce": bce_per_sample,
 }
 
 
@@ -82,5 +100,9 @@ def accuracy(
     For 0/1 targets this is the usual "rounded prediction equals the label"; it also scores the
     article's 0.1/0.9 targets sensibly.
     """
-    correct = jnp.all(jnp.abs(targets - predictions) < 0.5, axis=-1).astype(predictions.dtype)
-    return _weighted_mean(correct, sample_weight)
+    return _weighted_mean(correct_per_sample(targets, predictions), sample_weight)
+
+
+def correct_per_sample(targets: jax.Array, predictions: jax.Array) -> jax.Array:
+    """1 for each sample whose every output is within 0.5 of its target, else 0."""
+    return jnp.all(jnp.abs(targets - predictions) < 0.5, axis=-1).astype(predictions.dtype)

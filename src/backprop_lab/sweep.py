@@ -9,6 +9,7 @@ split across them along one mesh axis.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -53,6 +54,24 @@ def _shard_cells(tree, num_cells: int):
     return jax.device_put(tree, sharding), padded
 
 
+@functools.lru_cache(maxsize=32)
+def _grid_program(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]):
+    """One compiled program from the cells' seeds and rates to their trained networks.
+
+    Cached per (spec, init_fn), so repeated grids of the same shape compile once.
+    """
+    train = make_train(spec)
+
+    def program(cell_seeds: jax.Array, cell_rates: jax.Array, data: Data) -> TrainResult:
+        init_keys, shuffle_keys = jax.vmap(seed_keys)(cell_seeds)
+        # Every cell's weights in one vectorised draw.
+        cell_params = jax.vmap(init_fn)(init_keys)
+        cell_params = jax.tree_util.tree_map(lambda leaf: leaf.astype(data.x_train.dtype), cell_params)
+        return jax.vmap(train, in_axes=(0, 0, 0, None))(cell_params, cell_rates, shuffle_keys, data)
+
+    return jax.jit(program)
+
+
 def train_grid(
     spec: TrainSpec,
     init_fn: Callable[[jax.Array], Params],
@@ -77,17 +96,12 @@ def train_grid(
     seed_array = np.asarray(seeds, dtype=np.int64)
     num_rates, num_seeds = len(rates), len(seed_array)
     num_cells = num_rates * num_seeds
-    dtype = data.x_train.dtype
-    cell_rates = jnp.asarray(np.repeat(rates, num_seeds), dtype=dtype)
+    cell_rates = jnp.asarray(np.repeat(rates, num_seeds), dtype=data.x_train.dtype)
     cell_seeds = jnp.asarray(np.tile(seed_array, num_rates), dtype=jnp.uint32)
-    init_keys, shuffle_keys = jax.vmap(seed_keys)(cell_seeds)
-    cell_params = jax.vmap(init_fn)(init_keys)
-    cell_params = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), cell_params)
-    inputs = (cell_params, cell_rates, shuffle_keys)
+    inputs = (cell_seeds, cell_rates)
     if shard:
         inputs, _ = _shard_cells(inputs, num_cells)
-    program = jax.jit(jax.vmap(make_train(spec), in_axes=(0, 0, 0, None)))
-    result = program(*inputs, data)
+    result = _grid_program(spec, init_fn)(*inputs, data)
     unflatten = lambda leaf: np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *leaf.shape[1:])  # noqa: E731
     return GridResult(rates, seed_array, jax.tree_util.tree_map(unflatten, result))
 
