@@ -32,7 +32,7 @@ demo: $(STAMP)  ## run every study on the embedded store and build the report
 	$(BIN)/python -m backprop_lab.demo
 
 report: $(STAMP)
-	$(BIN)/bplab-report --out experiments/report
+	$(BIN)/bplab-report --out experiments
 
 ui: $(STAMP)  ## open the MLflow UI on the embedded store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000

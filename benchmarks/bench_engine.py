@@ -36,7 +36,7 @@ import numpy as np
 
 from backprop_lab.data import logic_gate
 from backprop_lab.model import Architecture, init_params
-from backprop_lab.train import TrainSpec, make_train, to_device_data
+from backprop_lab.train import TrainSpec, make_train, single_network_spec, to_device_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import numpy_online_sgd  # noqa: E402
@@ -53,7 +53,8 @@ def _engine_program(epochs: int):
     spec = TrainSpec(
         ARCHITECTURE, loss="half_sse", optimizer="sgd", epochs=epochs, batching="online"
     )
-    return jax.jit(make_train(spec))
+    # The spec train_network uses for one network (broadcast net inputs for tiny layers).
+    return jax.jit(make_train(single_network_spec(spec)))
 
 
 def _initial_params():

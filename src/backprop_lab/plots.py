@@ -86,12 +86,16 @@ def decision_boundary(
     labels = y.reshape(len(y), -1)[:, 0]
     axis.scatter(x[:, 0], x[:, 1], c=labels, cmap="RdBu_r", vmin=0, vmax=1, edgecolors="k", s=30, zorder=3)
     xs = np.linspace(low[0], high[0], 2)
+    drawn = 0
     for index, (w1, w2, b) in enumerate(hidden_lines):
+        # A unit with all-zero weights (a dead relu, say) has no line to draw.
         if abs(w2) > 1e-9:
             axis.plot(xs, -(w1 * xs + b) / w2, "--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
+            drawn += 1
         elif abs(w1) > 1e-9:
             axis.axvline(-b / w1, ls="--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
-    if hidden_lines:
+            drawn += 1
+    if drawn:
         axis.legend(loc="upper right", fontsize=7)
     axis.set_xlim(low[0], high[0])
     axis.set_ylim(low[1], high[1])

@@ -57,6 +57,9 @@ class TrainSpec(NamedTuple):
     unroll: int = 1
     # Call the progress hook every this many epochs (0: never). Costs one cond per epoch.
     progress_every: int = 0
+    # Net inputs as broadcast multiply-and-sum instead of matrix products: faster for a single
+    # tiny network, slower under vmap (see model.forward). Set by train_network.
+    broadcast_layers: bool = False
 
 
 class Data(NamedTuple):
@@ -152,6 +155,9 @@ def _report_progress(epochs_done) -> None:
         progress_hook(int(epochs_done))
 
 
+# Layers with at most this many weights use broadcast net inputs when trained alone.
+_BROADCAST_MAX_WEIGHTS = 64
+
 # Above this many stored prediction values per network, metrics are reduced inside the loop.
 _MAX_STORED_PREDICTIONS = 1 << 18
 
@@ -170,14 +176,14 @@ def make_train(spec: TrainSpec):
     gradient_activations = layer_activations(spec.architecture, straight_through=spec.method == "ste")
 
     def training_loss(params: Params, inputs, targets, mask) -> jax.Array:
-        return loss_fn(targets, forward(params, inputs, gradient_activations), mask)
+        return loss_fn(targets, forward(params, inputs, gradient_activations, broadcast=spec.broadcast_layers), mask)
 
     def perceptron_direction(params: Params, inputs, targets, mask) -> Params:
         # Rosenblatt: Δw = η (y − ŷ) x. As a gradient for SGD's w ← w − η g: g = −(y − ŷ) x.
         (layer,) = params
         if mask is None:
             mask = jnp.ones(inputs.shape[:1], inputs.dtype)
-        error = (targets - forward(params, inputs, plain_activations)) * mask[:, None]
+        error = (targets - forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)) * mask[:, None]
         count = jnp.maximum(jnp.sum(mask), 1.0)
         weights = -(error.T @ inputs) / count
         biases = None if layer.biases is None else -jnp.sum(error, axis=0) / count
@@ -186,7 +192,7 @@ def make_train(spec: TrainSpec):
     direction = perceptron_direction if spec.method == "perceptron" else jax.grad(training_loss)
 
     def evaluate(params: Params, inputs, targets) -> tuple[jax.Array, jax.Array]:
-        predictions = forward(params, inputs, plain_activations)
+        predictions = forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)
         return loss_fn(targets, predictions), accuracy(targets, predictions)
 
     def train(params: Params, learning_rate: jax.Array, key: jax.Array, data: Data) -> TrainResult:
@@ -240,8 +246,8 @@ def make_train(spec: TrainSpec):
             # faster than reducing loss and accuracy inside every epoch.
             def epoch(carry, epoch_input):
                 params, opt_state = run_epoch(*carry, epoch_input)
-                predictions = forward(params, x, plain_activations)
-                test_predictions = forward(params, test_pair[0], plain_activations) if has_test else None
+                predictions = forward(params, x, plain_activations, broadcast=spec.broadcast_layers)
+                test_predictions = forward(params, test_pair[0], plain_activations, broadcast=spec.broadcast_layers) if has_test else None
                 return (params, opt_state), (predictions, test_predictions)
 
             (params, _), (predictions, test_predictions) = jax.lax.scan(epoch, carry, epoch_inputs)
@@ -293,7 +299,14 @@ def to_device_data(dataset, dtype=None) -> Data:
     return Data(as_array(dataset.x_train), as_array(dataset.y_train))
 
 
+def single_network_spec(spec: TrainSpec) -> TrainSpec:
+    """The spec to train one network alone: broadcast layers when every layer is tiny."""
+    sizes = spec.architecture.layer_sizes
+    tiny = all(n_in * n_out <= _BROADCAST_MAX_WEIGHTS for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False))
+    return spec._replace(broadcast_layers=tiny)
+
+
 def train_network(spec: TrainSpec, params: Params, learning_rate: float, key: jax.Array, data: Data) -> TrainResult:
     """Train one network with the compiled program for ``spec``."""
     dtype = data.x_train.dtype
-    return _jitted_train(spec)(params, jnp.asarray(learning_rate, dtype), key, data)
+    return _jitted_train(single_network_spec(spec))(params, jnp.asarray(learning_rate, dtype), key, data)
