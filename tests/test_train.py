@@ -24,7 +24,14 @@ from backprop_lab.model import (
     layer_activations,
     params_from_lists,
 )
-from backprop_lab.train import Data, TrainSpec, make_train, to_device_data, train_network
+from backprop_lab.train import (
+    Data,
+    TrainSpec,
+    make_train,
+    single_network_spec,
+    to_device_data,
+    train_network,
+)
 
 WORKED = Architecture((2, 2, 2), "sigmoid", "sigmoid")
 WORKED_WEIGHTS = [[[0.1, -0.2], [0.3, 0.55]], [[0.37, 0.9], [-0.22, -0.12]]]
@@ -483,7 +490,7 @@ def _determinism_setup():
 def test_same_spec_and_seed_give_identical_bits():
     spec, params, dataset = _determinism_setup()
     # make_train is cached; __wrapped__ builds a fresh function, so this jit compiles anew.
-    first = jax.jit(make_train.__wrapped__(spec))(params, 0.05, jax.random.PRNGKey(7), dataset)
+    first = jax.jit(make_train.__wrapped__(single_network_spec(spec)))(params, 0.05, jax.random.PRNGKey(7), dataset)
     second = train_network(spec, params, 0.05, jax.random.PRNGKey(7), dataset)
     _assert_same_bits(first.params, second.params)
     _assert_same_bits(first.history, second.history)

@@ -103,6 +103,30 @@ def accuracy(
     return _weighted_mean(correct_per_sample(targets, predictions), sample_weight)
 
 
+def epoch_metrics(name: str, targets: jax.Array, predictions: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Loss and accuracy of each epoch from predictions of shape ``(epochs, samples, outputs)``.
+
+    The same numbers as ``get_loss(name)`` and :func:`accuracy` per epoch, written as single
+    reductions over the last two axes: in a large vmapped grid this is about twice as fast as
+    reducing outputs, then samples.
+    """
+    samples = targets.shape[-2]
+    error = targets - predictions
+    if name == "half_sse":
+        loss = 0.5 * jnp.sum(error * error, axis=(-2, -1)) / samples
+    elif name == "mse":
+        loss = jnp.mean(error * error, axis=(-2, -1))
+    else:
+        clipped = jnp.clip(predictions, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
+        loss = -jnp.mean(targets * jnp.log(clipped) + (1.0 - targets) * jnp.log1p(-clipped), axis=(-2, -1))
+    close = jnp.abs(error) < 0.5
+    if targets.shape[-1] == 1:
+        accuracy_ = jnp.mean(close.astype(predictions.dtype), axis=(-2, -1))
+    else:
+        accuracy_ = jnp.mean(jnp.all(close, axis=-1).astype(predictions.dtype), axis=-1)
+    return loss, accuracy_
+
+
 def correct_per_sample(targets: jax.Array, predictions: jax.Array) -> jax.Array:
     """1 for each sample whose every output is within 0.5 of its target, else 0."""
     return jnp.all(jnp.abs(targets - predictions) < 0.5, axis=-1).astype(predictions.dtype)

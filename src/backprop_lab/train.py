@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.losses import PER_SAMPLE_LOSSES, accuracy, correct_per_sample, get_loss
+from backprop_lab.losses import accuracy, epoch_metrics, get_loss
 from backprop_lab.model import (
     Architecture,
     Params,
@@ -171,7 +171,6 @@ def make_train(spec: TrainSpec):
     """
     validate_spec(spec)
     loss_fn = get_loss(spec.loss)
-    per_sample_loss = PER_SAMPLE_LOSSES[spec.loss]
     plain_activations = layer_activations(spec.architecture)
     gradient_activations = layer_activations(spec.architecture, straight_through=spec.method == "ste")
 
@@ -251,13 +250,9 @@ def make_train(spec: TrainSpec):
                 return (params, opt_state), (predictions, test_predictions)
 
             (params, _), (predictions, test_predictions) = jax.lax.scan(epoch, carry, epoch_inputs)
-            # Predictions are (epochs, samples, outputs): reduce the last two axes directly
-            # (about 3x cheaper in a large grid than vmapping the batch loss over epochs).
-            loss = jnp.mean(per_sample_loss(y, predictions), axis=-1)
-            acc = jnp.mean(correct_per_sample(y, predictions), axis=-1)
+            loss, acc = epoch_metrics(spec.loss, y, predictions)
             if has_test:
-                test_loss = jnp.mean(per_sample_loss(test_pair[1], test_predictions), axis=-1)
-                test_acc = jnp.mean(correct_per_sample(test_pair[1], test_predictions), axis=-1)
+                test_loss, test_acc = epoch_metrics(spec.loss, test_pair[1], test_predictions)
         else:
             def epoch(carry, epoch_input):
                 params, opt_state = run_epoch(*carry, epoch_input)
