@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all lint format demo report ui bench tracking-server clean
+.PHONY: install test test-all test-slow lint format demo report ui bench tracking-server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)  ## the fast suite
 
 test-all: $(STAMP)  ## everything, slow tests included
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+test-slow: $(STAMP)  ## only the slow tests (launchers, PostgreSQL + MLflow server, Chromium)
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

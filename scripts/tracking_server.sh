@@ -39,19 +39,27 @@ mkdir -p "$STATE" "$ARTIFACTS"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   mkdir -p "$PGDATA"
   [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PGDATA"
-  as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust >"$STATE/initdb.log" 2>&1
+  if ! as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust >"$STATE/initdb.log" 2>&1; then
+    echo "tracking-server: error: initdb failed (the postgres user needs access to $STATE); log:" >&2
+    tail -n 5 "$STATE/initdb.log" >&2
+    exit 1
+  fi
 fi
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE"
 if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
-    -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+    -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null; then
+    echo "tracking-server: error: PostgreSQL did not start; log:" >&2
+    tail -n 5 "$PGDATA/server.log" >&2
+    exit 1
+  fi
 fi
 if ! as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='mlflow'" | grep -q 1; then
   as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres mlflow
 fi
 
 stop() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "${SERVER_PID:-}" ] && kill -- "-$SERVER_PID" 2>/dev/null || true
   as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1 || true
 }
 
@@ -59,7 +67,8 @@ BACKEND="postgresql+psycopg2://postgres@127.0.0.1:$PG_PORT/mlflow"
 echo "PostgreSQL backend store: $BACKEND"
 echo "Artifacts: $ARTIFACTS"
 echo "Starting MLflow on http://$HOST:$PORT ..."
-MLFLOW_DISABLE_TELEMETRY=true "$MLFLOW" server --backend-store-uri "$BACKEND" \
+# Its own session and process group, so stopping it stops every worker it spawned too.
+MLFLOW_DISABLE_TELEMETRY=true setsid "$MLFLOW" server --backend-store-uri "$BACKEND" \
   --artifacts-destination "$ARTIFACTS" --host "$HOST" --port "$PORT" --workers 2 \
   >"$STATE/mlflow.log" 2>&1 &
 SERVER_PID=$!

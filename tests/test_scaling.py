@@ -7,12 +7,14 @@ package, which ``.ci/run`` installs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -135,9 +137,9 @@ class TrackingServer:
         assert f"tracking.uri={self.uri}" in done.stdout
 
     def kill_mlflow(self) -> None:
+        # The server runs in its own process group (setsid): kill it with all its workers.
         pid = int((self.state / "mlflow.pid").read_text())
-        os.killpg(os.getpgid(pid), signal.SIGKILL) if os.getpgid(pid) != os.getpgid(0) else os.kill(pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-9", "-f", f"--port {self.port}"], check=False)
+        os.killpg(pid, signal.SIGKILL)
         for _ in range(50):
             try:
                 urllib.request.urlopen(self.uri + "/health", timeout=0.5)
@@ -147,7 +149,8 @@ class TrackingServer:
         raise AssertionError("the MLflow server did not go away")
 
     def stop(self) -> None:
-        subprocess.run(["pkill", "-9", "-f", f"--port {self.port}"], check=False)
+        with contextlib.suppress(OSError, ValueError):
+            os.killpg(int((self.state / "mlflow.pid").read_text()), signal.SIGKILL)
         pg_bin = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
         command = [str(pg_bin / "pg_ctl"), "-D", str(self.state / "postgres"), "-m", "immediate", "stop"]
         if os.geteuid() == 0:
@@ -159,14 +162,17 @@ class TrackingServer:
 def server(tmp_path):
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         pytest.fail("PostgreSQL is not installed: apt-get install -y postgresql (.ci/run does this)")
-    state = tmp_path / "server"
-    state.mkdir()
+    # PostgreSQL runs as the 'postgres' user, which cannot enter pytest's private tmp_path.
+    state = Path(tempfile.mkdtemp(prefix="bplab-server-"))
     if os.geteuid() == 0:
-        shutil.chown(tmp_path, "postgres")
+        shutil.chown(state, "postgres")
     tracking_server = TrackingServer(state)
-    tracking_server.start()
-    yield tracking_server
-    tracking_server.stop()
+    try:
+        tracking_server.start()
+        yield tracking_server
+    finally:
+        tracking_server.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_a_run_against_a_postgres_backed_mlflow_server_reads_back(server, tmp_path):

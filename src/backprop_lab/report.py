@@ -1324,7 +1324,7 @@ def build_blocks(
         Paragraph(
             (
                 "Built from the MLflow store ",
-                Code(uri),
+                Code(_display_uri(uri)),
                 " alone: the latest top-level run ",
                 Code(top.info.run_name or top.info.run_id),
                 f" ({_kind(top)}, {top.info.status}, started {fmt_time(top.info.start_time)})",
@@ -1528,6 +1528,17 @@ def build_blocks(
     regimes = [finding for finding in findings if " never converged within " in finding]
     lead = regimes if name == "learning_rates" and regimes else comparison
     return blocks, findings, (lead or findings or [""])[0]
+
+
+def _display_uri(uri: str) -> str:
+    """The store as a reader should see it: paths inside the project relative to its root, so
+    a report regenerated from another clone of the project reads the same."""
+    from backprop_lab.config import project_root
+
+    root = str(project_root())
+    if uri.startswith("sqlite:///") and uri[len("sqlite:///") :].startswith(root + "/"):
+        return "sqlite:///./" + uri[len("sqlite:///") + len(root) + 1 :]
+    return uri
 
 
 def build_experiment_report(
