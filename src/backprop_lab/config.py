@@ -100,6 +100,9 @@ class TrackingConfig:
     run_name: str | None = None
     # Grids log at most this many points per curve as metrics; full curves go to grid.npz.
     max_curve_points: int = 200
+    # A single run logs every epoch up to this many; longer runs log this many evenly spaced
+    # epochs (history.csv keeps them all).
+    max_logged_epochs: int = 20000
     # Where runs are kept when the tracking server is unreachable (bplab-sync uploads them).
     offline_dir: str | None = None
     plots: bool = True
@@ -274,6 +277,8 @@ def validate(cfg: DictConfig) -> None:
     _choice("training.precision", training.precision, ("float32", "float64"))
     if training.unroll < 1:
         _fail("training.unroll", training.unroll, "must be at least 1")
+    if cfg.tracking.max_logged_epochs < 2:
+        _fail("tracking.max_logged_epochs", cfg.tracking.max_logged_epochs, "must be at least 2")
     if cfg.tracking.max_curve_points < 2:
         _fail("tracking.max_curve_points", cfg.tracking.max_curve_points, "must be at least 2")
     sweep_learning_rates(cfg)

@@ -163,9 +163,12 @@ def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, flo
     """Put a single run's per-epoch curves and summary numbers into its record."""
     from backprop_lab.sweep import epochs_to_target
 
+    # Every epoch goes to MLflow up to tracking.max_logged_epochs; a longer run logs that many
+    # evenly spaced epochs (first and last included) and keeps every epoch in history.csv.
+    steps = _curve_steps(len(history["loss"]), cfg.tracking.max_logged_epochs)
     for name, values in history.items():
         if np.isfinite(values).any():
-            record.add_curve(name, values)
+            record.add_curve(name, values[steps - 1], steps=steps)
     record.add_scalar("initial_loss", float(result.initial_loss))
     record.add_scalar("initial_accuracy", float(result.initial_accuracy))
     diverged_epoch = int(result.diverged_epoch)
