@@ -29,7 +29,12 @@ BIN = Path(sys.executable).parent
 
 
 def end_to_end(store: str, epochs: int, workdir: Path) -> float:
-    command = [str(BIN / "bplab-train"), "experiment=xor_mlp", f"training.epochs={epochs}", f"tracking.uri={store}"]
+    command = [
+        str(BIN / "bplab-train"),
+        "experiment=xor_mlp",
+        f"training.epochs={epochs}",
+        f"tracking.uri={store}",
+    ]
     started = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, capture_output=True)
     return time.perf_counter() - started
@@ -38,7 +43,12 @@ def end_to_end(store: str, epochs: int, workdir: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5000)
-    parser.add_argument("--baseline-epochs", type=int, default=1000, help="epochs timed for the log_metric baseline (0 = all)")
+    parser.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=1000,
+        help="epochs timed for the log_metric baseline (0 = all)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -56,7 +66,12 @@ def main() -> int:
         # The record the command above published, timed on its own.
         record_json = sorted(folder.rglob("mlflow_record/record.json"))[-1]
         record = tracking.RunRecord.load(record_json.parent)
-        record.run_id, record.published, record.parent_run_id, record.children = None, False, None, []
+        record.run_id, record.published, record.parent_run_id, record.children = (
+            None,
+            False,
+            None,
+            [],
+        )
         record.folder = str(folder / "replay")
         tracking.create_run(record)
         started = time.perf_counter()
@@ -94,11 +109,17 @@ def main() -> int:
     if args.json:
         print(json.dumps(results))
         return 0
-    print(f"bplab-train experiment=xor_mlp training.epochs={args.epochs}, end to end: {end_to_end_s:8.2f} s   (target < 6 s)")
+    print(
+        f"bplab-train experiment=xor_mlp training.epochs={args.epochs}, end to end: {end_to_end_s:8.2f} s   (target < 6 s)"
+    )
     print(f"  its metrics ({points} points, batched log_batch): {tracking_s:8.3f} s")
     print(f"  (its artifacts and closing the run:               {artifacts_s:8.3f} s)")
-    print(f"  mlflow.log_metric once per metric per epoch:     {per_epoch_logging_s:8.2f} s   (timed on {timed} epochs, scaled)")
-    print(f"  tracking speedup:                                {per_epoch_logging_s / tracking_s:8.1f}x  (target >= 20x)")
+    print(
+        f"  mlflow.log_metric once per metric per epoch:     {per_epoch_logging_s:8.2f} s   (timed on {timed} epochs, scaled)"
+    )
+    print(
+        f"  tracking speedup:                                {per_epoch_logging_s / tracking_s:8.1f}x  (target >= 20x)"
+    )
     return 0
 
 

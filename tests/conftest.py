@@ -34,6 +34,8 @@ def compose():
 
     def _compose(overrides: list[str] | None = None, *, return_hydra_config: bool = False):
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-            return hydra_compose("train", overrides=list(overrides or []), return_hydra_config=return_hydra_config)
+            return hydra_compose(
+                "train", overrides=list(overrides or []), return_hydra_config=return_hydra_config
+            )
 
     return _compose

@@ -283,10 +283,7 @@ BAD_INPUTS = [
         ["model.nonexistent=3"], ConfigCompositionException, "nonexistent", id="unknown-key"
     ),
     pytest.param(
-        ["+foo=1"],
-        (ConfigCompositionException, BackpropLabError),
-        "foo",
-        id="appended-unknown-key"
+        ["+foo=1"], (ConfigCompositionException, BackpropLabError), "foo", id="appended-unknown-key"
     ),
     pytest.param(
         ["optimizer.learning_rate=abc"],

@@ -18,7 +18,9 @@ def _grid(compose, overrides):
     cfg = compose(overrides)
     grid = train_job(prepare(cfg), int(cfg.seed))
     history = grid.result.history
-    cells_solved = solved(cfg, history.accuracy[..., -1], history.loss[..., -1], grid.result.diverged_epoch)
+    cells_solved = solved(
+        cfg, history.accuracy[..., -1], history.loss[..., -1], grid.result.diverged_epoch
+    )
     return cfg, grid, cells_solved
 
 
@@ -38,7 +40,9 @@ def test_no_single_threshold_unit_ever_solves_xor(compose):
 
 
 def test_threshold_hidden_units_trained_by_plain_backprop_never_improve(compose):
-    _, grid, cells_solved = _grid(compose, ["experiment=threshold_vs_sigmoid", "+arm=threshold_backprop"])
+    _, grid, cells_solved = _grid(
+        compose, ["experiment=threshold_vs_sigmoid", "+arm=threshold_backprop"]
+    )
     final = grid.result.history.loss[..., -1]
     improved = final < grid.result.initial_loss
     assert improved.mean() == 0.0
@@ -55,13 +59,17 @@ def test_a_straight_through_estimator_and_sigmoid_units_do_learn_xor(compose):
 
 
 def test_the_hand_set_two_line_network_solves_xor(compose):
-    _, grid, cells_solved = _grid(compose, ["experiment=threshold_vs_sigmoid", "+arm=threshold_handset"])
+    _, grid, cells_solved = _grid(
+        compose, ["experiment=threshold_vs_sigmoid", "+arm=threshold_handset"]
+    )
     assert cells_solved.all()
     assert grid.result.history.accuracy[0, 0, -1] == 1.0
 
 
 def test_a_sigmoid_2_2_1_network_solves_xor_for_most_seeds_at_a_good_rate(compose):
-    _, grid, cells_solved = _grid(compose, ["experiment=xor_mlp", "sweep.learning_rates=[0.5,2.0]", "sweep.seeds=32"])
+    _, grid, cells_solved = _grid(
+        compose, ["experiment=xor_mlp", "sweep.learning_rates=[0.5,2.0]", "sweep.seeds=32"]
+    )
     assert cells_solved.mean(axis=1).max() > 0.5
 
 

@@ -40,8 +40,14 @@ def test_grid_cells_equal_networks_trained_alone(batching):
         for s, seed in enumerate(seeds):
             alone = _alone(spec, rate, seed)
             in_grid = cell(grid, r, s)
-            np.testing.assert_allclose(in_grid.history.loss, alone.history.loss, rtol=2e-4, atol=1e-6)
-            for got, want in zip(jax.tree_util.tree_leaves(in_grid.params), jax.tree_util.tree_leaves(alone.params), strict=True):
+            np.testing.assert_allclose(
+                in_grid.history.loss, alone.history.loss, rtol=2e-4, atol=1e-6
+            )
+            for got, want in zip(
+                jax.tree_util.tree_leaves(in_grid.params),
+                jax.tree_util.tree_leaves(alone.params),
+                strict=True,
+            ):
                 np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
 
 
@@ -98,8 +104,12 @@ SHARD_SCRIPT = textwrap.dedent(
 
 
 def test_sharded_and_unsharded_grids_agree():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    done = subprocess.run([sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["devices"] == 4

@@ -490,7 +490,9 @@ def _determinism_setup():
 def test_same_spec_and_seed_give_identical_bits():
     spec, params, dataset = _determinism_setup()
     # make_train is cached; __wrapped__ builds a fresh function, so this jit compiles anew.
-    first = jax.jit(make_train.__wrapped__(single_network_spec(spec)))(params, 0.05, jax.random.PRNGKey(7), dataset)
+    first = jax.jit(make_train.__wrapped__(single_network_spec(spec)))(
+        params, 0.05, jax.random.PRNGKey(7), dataset
+    )
     second = train_network(spec, params, 0.05, jax.random.PRNGKey(7), dataset)
     _assert_same_bits(first.params, second.params)
     _assert_same_bits(first.history, second.history)

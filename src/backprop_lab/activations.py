@@ -66,9 +66,7 @@ _SMOOTH: dict[str, Activation] = {
 ACTIVATION_NAMES: tuple[str, ...] = ("threshold", *_SMOOTH)
 
 
-def get_activation(
-    name: str, *, theta: float = 0.0, straight_through: bool = False
-) -> Activation:
+def get_activation(name: str, *, theta: float = 0.0, straight_through: bool = False) -> Activation:
     """Return the activation called ``name``.
 
     Args:

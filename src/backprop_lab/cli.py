@@ -13,6 +13,8 @@ import sys
 # it cannot reach its server from closed lab networks and costs about a second at exit.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's own INFO lines (creating tables, the experiment link) are noise in a CLI summary.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _fail(command: str, message: str, status: int = 2):
@@ -48,8 +50,12 @@ def _train_task(cfg) -> float | None:
             parent_run_id, tracking_uri = parent["run_id"], parent["tracking_uri"]
     try:
         summary = execute(
-            cfg, output_dir=hydra_config.runtime.output_dir, overrides=overrides,
-            parent_run_id=parent_run_id, tracking_uri=tracking_uri, console=console,
+            cfg,
+            output_dir=hydra_config.runtime.output_dir,
+            overrides=overrides,
+            parent_run_id=parent_run_id,
+            tracking_uri=tracking_uri,
+            console=console,
         )
     except BackpropLabError as error:
         _fail("bplab-train", str(error))
@@ -67,13 +73,24 @@ def _one_line(error: BaseException) -> str:
         seen.add(id(error))
         for line in str(error).splitlines():
             line = line.strip()
-            if line.startswith(("Config search path", "Set the environment variable", "object_type=", "reference_type=", "Value '$VALUE")):
+            if line.startswith(
+                (
+                    "Config search path",
+                    "Set the environment variable",
+                    "object_type=",
+                    "reference_type=",
+                    "Value '$VALUE",
+                )
+            ):
                 break
             if line and line not in parts:
                 parts.append(line)
         error = error.__cause__ or error.__context__
     text = " ".join(parts).replace("Available options in", "; available options in")
     return text.replace(":; ", ": ").replace("; ;", ";")
+
+
+_MAX_JOBS_CHECKED = 256
 
 
 def check_before_launch(argv: list[str]) -> None:
@@ -99,21 +116,39 @@ def check_before_launch(argv: list[str]) -> None:
     overrides = list(args.overrides or [])
     parser = OverridesParser.create()
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir()), job_name="bplab-train"):
+        with initialize_config_dir(
+            version_base="1.3", config_dir=str(conf_dir()), job_name="bplab-train"
+        ):
             parsed = parser.parse_overrides(overrides)
             if args.multirun:
                 first = [item.input_line for item in parsed if not item.is_sweep_override()]
                 base = compose("train", overrides=first, return_hydra_config=True)
-                preset_sweeps = [f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()]
+                preset_sweeps = [
+                    f"{key}={value}"
+                    for key, value in (base.hydra.sweeper.get("params") or {}).items()
+                ]
                 given = {item.get_key_element() for item in parsed}
-                preset = [item for item in parser.parse_overrides(preset_sweeps) if item.get_key_element() not in given]
-                jobs = [job for batch in BasicSweeper.split_arguments(preset + parsed, None) for job in batch]
+                preset = [
+                    item
+                    for item in parser.parse_overrides(preset_sweeps)
+                    if item.get_key_element() not in given
+                ]
+                jobs = [
+                    job
+                    for batch in BasicSweeper.split_arguments(preset + parsed, None)
+                    for job in batch
+                ]
             else:
                 if any(item.is_sweep_override() for item in parsed):
-                    raise BackpropLabError("a sweep (a,b,c or range(...)) needs -m: bplab-train -m " + " ".join(overrides))
+                    raise BackpropLabError(
+                        "a sweep (a,b,c or range(...)) needs -m: bplab-train -m "
+                        + " ".join(overrides)
+                    )
                 jobs = [overrides]
             checked_uris = set()
-            for job in jobs:
+            # Composing takes ~20 ms a job: a huge sweep has its first jobs checked here and
+            # the rest checked by their own jobs, which fail the same way.
+            for job in jobs[:_MAX_JOBS_CHECKED]:
                 cfg = compose("train", overrides=job)
                 validate(cfg)
                 uri = tracking.resolve_tracking_uri(cfg.tracking.uri)

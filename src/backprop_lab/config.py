@@ -185,7 +185,11 @@ def sweep_seeds(cfg: DictConfig) -> list[int] | None:
         if seeds < 1:
             _fail("sweep.seeds", seeds, "give a count >= 1 or a list of seeds")
         return list(range(seeds))
-    if isinstance(seeds, list | ListConfig) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if (
+        isinstance(seeds, list | ListConfig)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         return [int(s) for s in seeds]
     _fail("sweep.seeds", seeds, "give a count >= 1 or a non-empty list of integer seeds")
     return None
@@ -197,7 +201,11 @@ def sweep_learning_rates(cfg: DictConfig) -> list[float] | None:
 
     sweep = cfg.sweep
     if sweep.learning_rates is not None and sweep.log_space is not None:
-        _fail("sweep.log_space", list(sweep.log_space), "give either sweep.learning_rates or sweep.log_space, not both")
+        _fail(
+            "sweep.log_space",
+            list(sweep.log_space),
+            "give either sweep.learning_rates or sweep.log_space, not both",
+        )
     if sweep.learning_rates is not None:
         rates = [float(rate) for rate in sweep.learning_rates]
         if not rates:
@@ -208,14 +216,22 @@ def sweep_learning_rates(cfg: DictConfig) -> list[float] | None:
     if sweep.log_space is not None:
         values = list(sweep.log_space)
         if len(values) != 3 or values[0] <= 0 or values[1] <= 0 or int(values[2]) < 1:
-            _fail("sweep.log_space", values, "give [start, stop, num] with start, stop > 0 and num >= 1")
+            _fail(
+                "sweep.log_space",
+                values,
+                "give [start, stop, num] with start, stop > 0 and num >= 1",
+            )
         return log_spaced(float(values[0]), float(values[1]), int(values[2]))
     return None
 
 
 def is_grid(cfg: DictConfig) -> bool:
     """A config is a grid when it sweeps learning rates or seeds."""
-    return cfg.sweep.learning_rates is not None or cfg.sweep.log_space is not None or cfg.sweep.seeds is not None
+    return (
+        cfg.sweep.learning_rates is not None
+        or cfg.sweep.log_space is not None
+        or cfg.sweep.seeds is not None
+    )
 
 
 def _unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
@@ -228,8 +244,16 @@ def _unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]
         if key not in fields:
             unknown.append(f"{prefix}{key}")
             continue
-        nested = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
-        if nested is not None and dataclasses.is_dataclass(nested) and isinstance(node[key], DictConfig):
+        nested = (
+            fields[key].default_factory
+            if fields[key].default_factory is not dataclasses.MISSING
+            else None
+        )
+        if (
+            nested is not None
+            and dataclasses.is_dataclass(nested)
+            and isinstance(node[key], DictConfig)
+        ):
             unknown += _unknown_keys(node[key], nested, f"{prefix}{key}.")
     return unknown
 
@@ -248,7 +272,9 @@ def validate(cfg: DictConfig) -> None:
             _fail(f"model.hidden_sizes[{position}]", size, "every layer needs at least 1 unit")
     for key in ("input_size", "output_size"):
         if model[key] is not None and model[key] < 1:
-            _fail(f"model.{key}", model[key], "every layer needs at least 1 unit (or leave it unset)")
+            _fail(
+                f"model.{key}", model[key], "every layer needs at least 1 unit (or leave it unset)"
+            )
     _choice("model.hidden_activation", model.hidden_activation, ACTIVATION_NAMES)
     _choice("model.output_activation", model.output_activation, ACTIVATION_NAMES)
     _choice("model.init", model.init, INIT_SCHEMES)
@@ -283,7 +309,9 @@ def validate(cfg: DictConfig) -> None:
         _fail("tracking.max_curve_points", cfg.tracking.max_curve_points, "must be at least 2")
     sweep_learning_rates(cfg)
     sweep_seeds(cfg)
-    if training.method == "perceptron" and (list(model.hidden_sizes) or model.output_activation != "threshold"):
+    if training.method == "perceptron" and (
+        list(model.hidden_sizes) or model.output_activation != "threshold"
+    ):
         raise BackpropLabError(
             "training.method=perceptron trains a single layer of threshold units: "
             "set model.hidden_sizes=[] and model.output_activation=threshold"
@@ -308,7 +336,10 @@ def build_dataset(cfg: DictConfig) -> Dataset:
         target_columns=list(data.target_columns),
     )
     if data.first_samples is not None:
-        dataset = dataset._replace(x_train=dataset.x_train[: data.first_samples], y_train=dataset.y_train[: data.first_samples])
+        dataset = dataset._replace(
+            x_train=dataset.x_train[: data.first_samples],
+            y_train=dataset.y_train[: data.first_samples],
+        )
     return dataset
 
 

@@ -116,10 +116,17 @@ def _moons(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, 
     return points - np.array([0.5, 0.25]), labels
 
 
-_PLAYGROUND_GENERATORS = {"circle": _circle, "gaussians": _gaussians, "spiral": _spiral, "moons": _moons}
+_PLAYGROUND_GENERATORS = {
+    "circle": _circle,
+    "gaussians": _gaussians,
+    "spiral": _spiral,
+    "moons": _moons,
+}
 
 
-def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> Dataset:
+def _split(
+    name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator
+) -> Dataset:
     if not 0.0 <= test_fraction < 1.0:
         raise BackpropLabError(f"test_fraction={test_fraction} must be in [0, 1)")
     order = rng.permutation(len(x))
@@ -128,11 +135,20 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, rng: n
     if num_test == 0:
         return Dataset(name, x, y)
     if num_test >= len(x):
-        raise BackpropLabError(f"test_fraction={test_fraction} leaves no training samples out of {len(x)}")
+        raise BackpropLabError(
+            f"test_fraction={test_fraction} leaves no training samples out of {len(x)}"
+        )
     return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test])
 
 
-def playground(name: str, *, num_samples: int = 200, noise: float = 0.1, test_fraction: float = 0.5, seed: int = 0) -> Dataset:
+def playground(
+    name: str,
+    *,
+    num_samples: int = 200,
+    noise: float = 0.1,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+) -> Dataset:
     """A 2-D classification set in the style of TensorFlow Playground.
 
     Args:
@@ -143,7 +159,9 @@ def playground(name: str, *, num_samples: int = 200, noise: float = 0.1, test_fr
       seed: the same seed gives the same points and split.
     """
     if name not in _PLAYGROUND_GENERATORS:
-        raise BackpropLabError(f"unknown playground set {name!r}; choose one of: {', '.join(PLAYGROUND_SETS)}")
+        raise BackpropLabError(
+            f"unknown playground set {name!r}; choose one of: {', '.join(PLAYGROUND_SETS)}"
+        )
     if num_samples < 2:
         raise BackpropLabError(f"num_samples={num_samples} must be at least 2")
     if noise < 0:
@@ -211,7 +229,11 @@ def load_csv(
     num_features = len(feature_columns)
     rng = np.random.default_rng(seed)
     if test_fraction == 0.0:
-        return Dataset(path.stem, table[:, :num_features].astype(np.float32), table[:, num_features:].astype(np.float32))
+        return Dataset(
+            path.stem,
+            table[:, :num_features].astype(np.float32),
+            table[:, num_features:].astype(np.float32),
+        )
     return _split(path.stem, table[:, :num_features], table[:, num_features:], test_fraction, rng)
 
 

@@ -49,16 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     studies = [study for study in STUDIES if not args.only or study[0] in args.only]
     unknown = set(args.only or []) - {name for name, _ in STUDIES}
     if unknown:
-        console.print(f"make demo: error: unknown studies {sorted(unknown)}; choose from {[name for name, _ in STUDIES]}")
+        console.print(
+            f"make demo: error: unknown studies {sorted(unknown)}; choose from {[name for name, _ in STUDIES]}"
+        )
         return 2
     console.print(f"[bold]backprop-lab demo[/]: {len(studies)} studies on {uri}")
     for index, (name, multirun) in enumerate(studies, start=1):
         command = _command(name, multirun)
-        console.print(f"[bold cyan][{index}/{len(studies)}][/] {' '.join(['bplab-train', *command[1:]])}")
+        console.print(
+            f"[bold cyan][{index}/{len(studies)}][/] {' '.join(['bplab-train', *command[1:]])}"
+        )
         study_started = time.perf_counter()
         done = subprocess.run(command, cwd=root)
         if done.returncode != 0:
-            console.print(f"[red]make demo: study {name} failed (exit {done.returncode}); runs recorded so far are kept in {uri}[/]")
+            console.print(
+                f"[red]make demo: study {name} failed (exit {done.returncode}); runs recorded so far are kept in {uri}[/]"
+            )
             return 1
         console.print(f"    done in {time.perf_counter() - study_started:.1f} s")
     out = Path(args.out) if args.out else root / "experiments"
@@ -75,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"Report: {out / 'index.html'} (and experiments/<study>/report/report.md)")
     console.print(f"MLflow UI on the same store: {ui_command(uri)}")
     if shutil.which("mlflow") is None:
-        console.print(f"  (mlflow is in {Path(sys.executable).parent}; activate the venv: source .venv/bin/activate)")
+        console.print(
+            f"  (mlflow is in {Path(sys.executable).parent}; activate the venv: source .venv/bin/activate)"
+        )
     return 0
 
 

@@ -103,7 +103,9 @@ def accuracy(
     return _weighted_mean(correct_per_sample(targets, predictions), sample_weight)
 
 
-def epoch_metrics(name: str, targets: jax.Array, predictions: jax.Array) -> tuple[jax.Array, jax.Array]:
+def epoch_metrics(
+    name: str, targets: jax.Array, predictions: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Loss and accuracy of each epoch from predictions of shape ``(epochs, samples, outputs)``.
 
     The same numbers as ``get_loss(name)`` and :func:`accuracy` per epoch, written as single
@@ -118,7 +120,9 @@ def epoch_metrics(name: str, targets: jax.Array, predictions: jax.Array) -> tupl
         loss = jnp.mean(error * error, axis=(-2, -1))
     else:
         clipped = jnp.clip(predictions, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
-        loss = -jnp.mean(targets * jnp.log(clipped) + (1.0 - targets) * jnp.log1p(-clipped), axis=(-2, -1))
+        loss = -jnp.mean(
+            targets * jnp.log(clipped) + (1.0 - targets) * jnp.log1p(-clipped), axis=(-2, -1)
+        )
     close = jnp.abs(error) < 0.5
     if targets.shape[-1] == 1:
         accuracy_ = jnp.mean(close.astype(predictions.dtype), axis=(-2, -1))

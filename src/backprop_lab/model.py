@@ -29,7 +29,13 @@ class Layer(NamedTuple):
 
 Params = tuple[Layer, ...]
 
-INIT_SCHEMES: tuple[str, ...] = ("normal", "uniform", "glorot_uniform", "glorot_normal", "he_normal")
+INIT_SCHEMES: tuple[str, ...] = (
+    "normal",
+    "uniform",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+)
 
 
 class Architecture(NamedTuple):
@@ -70,11 +76,16 @@ def validate_architecture(architecture: Architecture) -> None:
 def count_parameters(architecture: Architecture) -> int:
     """Number of trainable numbers (weights and biases)."""
     sizes = architecture.layer_sizes
-    per_layer = (n_in * n_out + (n_out if architecture.use_bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False))
+    per_layer = (
+        n_in * n_out + (n_out if architecture.use_bias else 0)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)
+    )
     return sum(per_layer)
 
 
-def init_params(key: jax.Array, architecture: Architecture, scheme: str = "glorot_uniform", scale: float = 1.0) -> Params:
+def init_params(
+    key: jax.Array, architecture: Architecture, scheme: str = "glorot_uniform", scale: float = 1.0
+) -> Params:
     """Draw random initial weights; biases start at zero.
 
     Args:
@@ -89,7 +100,9 @@ def init_params(key: jax.Array, architecture: Architecture, scheme: str = "gloro
     networks in one call.
     """
     if scheme not in INIT_SCHEMES:
-        raise BackpropLabError(f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        raise BackpropLabError(
+            f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}"
+        )
     sizes = architecture.layer_sizes
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
@@ -127,7 +140,9 @@ def params_from_lists(
             f"explicit weights give {len(weights)} layers but layer_sizes={list(sizes)} needs {len(sizes) - 1}"
         )
     if architecture.use_bias and biases is None:
-        raise BackpropLabError("explicit weights need explicit biases too (or set model.use_bias=false)")
+        raise BackpropLabError(
+            "explicit weights need explicit biases too (or set model.use_bias=false)"
+        )
     layers = []
     for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layer_weights = jnp.asarray(np.asarray(weights[index], dtype=np.float64), dtype=dtype)
@@ -147,11 +162,17 @@ def params_from_lists(
     return tuple(layers)
 
 
-def layer_activations(architecture: Architecture, *, straight_through: bool = False) -> tuple[Activation, ...]:
+def layer_activations(
+    architecture: Architecture, *, straight_through: bool = False
+) -> tuple[Activation, ...]:
     """The activation of each layer: hidden ones for all but the last, then the output one."""
     num_layers = len(architecture.layer_sizes) - 1
-    hidden = get_activation(architecture.hidden_activation, theta=architecture.theta, straight_through=straight_through)
-    output = get_activation(architecture.output_activation, theta=architecture.theta, straight_through=straight_through)
+    hidden = get_activation(
+        architecture.hidden_activation, theta=architecture.theta, straight_through=straight_through
+    )
+    output = get_activation(
+        architecture.output_activation, theta=architecture.theta, straight_through=straight_through
+    )
     return tuple(hidden for _ in range(num_layers - 1)) + (output,)
 
 
@@ -229,5 +250,10 @@ def params_from_dict(payload: dict) -> Params:
     layers = []
     for layer in payload["layers"]:
         biases = layer.get("biases") or None
-        layers.append(Layer(jnp.asarray(layer["weights"], dtype=jnp.float32), None if biases is None else jnp.asarray(biases, dtype=jnp.float32)))
+        layers.append(
+            Layer(
+                jnp.asarray(layer["weights"], dtype=jnp.float32),
+                None if biases is None else jnp.asarray(biases, dtype=jnp.float32),
+            )
+        )
     return tuple(layers)

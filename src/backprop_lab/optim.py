@@ -36,9 +36,15 @@ def make_optimizer(
             learning_rate=learning_rate, momentum=momentum, nesterov=name == "nesterov"
         )
     if name == "adam":
-        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta1, b2=beta2, eps=eps)
+        return optax.inject_hyperparams(optax.adam)(
+            learning_rate=learning_rate, b1=beta1, b2=beta2, eps=eps
+        )
     if name == "rmsprop":
-        return optax.inject_hyperparams(optax.rmsprop)(learning_rate=learning_rate, decay=beta2, eps=eps)
+        return optax.inject_hyperparams(optax.rmsprop)(
+            learning_rate=learning_rate, decay=beta2, eps=eps
+        )
     if name == "adagrad":
         return optax.inject_hyperparams(optax.adagrad)(learning_rate=learning_rate, eps=eps)
-    raise BackpropLabError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZER_NAMES)}")
+    raise BackpropLabError(
+        f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZER_NAMES)}"
+    )

@@ -73,7 +73,9 @@ def set_precision(precision: str) -> None:
 
 def describe_overrides(overrides: list[str]) -> str:
     """A run name that says what varied: the command-line overrides, without the preset."""
-    varied = [item for item in overrides if not item.startswith(("experiment=", "tracking.", "hydra"))]
+    varied = [
+        item for item in overrides if not item.startswith(("experiment=", "tracking.", "hydra"))
+    ]
     return ",".join(varied)
 
 
@@ -117,8 +119,12 @@ class _Progress:
         )
 
         self._bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("epoch {task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
         )
         self._bar.start()
         task = self._bar.add_task(self.label, total=self.total)
@@ -141,7 +147,9 @@ def _curve_steps(num_epochs: int, max_points: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(1, num_epochs, max_points)).astype(int))
 
 
-def _write_common_artifacts(record: RunRecord, cfg: DictConfig, overrides: list[str], command: str) -> None:
+def _write_common_artifacts(
+    record: RunRecord, cfg: DictConfig, overrides: list[str], command: str
+) -> None:
     folder = record.artifact_dir
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -156,7 +164,10 @@ def _write_common_artifacts(record: RunRecord, cfg: DictConfig, overrides: list[
 
 
 def _history_table(history) -> dict[str, np.ndarray]:
-    return {name: np.asarray(getattr(history, name)) for name in ("loss", "accuracy", "test_loss", "test_accuracy")}
+    return {
+        name: np.asarray(getattr(history, name))
+        for name in ("loss", "accuracy", "test_loss", "test_accuracy")
+    }
 
 
 def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, float]:
@@ -175,9 +186,13 @@ def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, flo
     record.add_scalar("diverged", float(diverged_epoch > 0))
     record.add_scalar("diverged_epoch", float(diverged_epoch))
     final_loss, final_accuracy = float(history["loss"][-1]), float(history["accuracy"][-1])
-    record.add_scalar("solved", float(solved(cfg, final_accuracy, final_loss, int(result.diverged_epoch))))
+    record.add_scalar(
+        "solved", float(solved(cfg, final_accuracy, final_loss, int(result.diverged_epoch)))
+    )
     record.add_scalar("improved", float(final_loss < float(result.initial_loss)))
-    record.add_scalar("epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss)))
+    record.add_scalar(
+        "epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss))
+    )
     return final_loss, final_accuracy
 
 
@@ -197,8 +212,12 @@ def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dat
         plots.loss_curve(history, folder / "loss_curve.png", title=record.run_name)
         if architecture.num_inputs == 2 and architecture.num_outputs == 1 and diverged_epoch == 0:
             plots.network_decision_boundary(
-                architecture, result.params, dataset.x_train, dataset.y_train,
-                folder / "decision_boundary.png", title=record.run_name,
+                architecture,
+                result.params,
+                dataset.x_train,
+                dataset.y_train,
+                folder / "decision_boundary.png",
+                title=record.run_name,
             )
 
 
@@ -232,7 +251,9 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
             arrays[f"layer{index}_biases"] = np.asarray(layer.biases)
     np.savez_compressed(folder / "grid.npz", **arrays)
     with (folder / "cells.csv").open("w") as table:
-        table.write("learning_rate,seed,final_loss,final_accuracy,solved,diverged_epoch,epochs_to_target\n")
+        table.write(
+            "learning_rate,seed,final_loss,final_accuracy,solved,diverged_epoch,epochs_to_target\n"
+        )
         for r in range(num_rates):
             for s in range(num_seeds):
                 table.write(
@@ -240,10 +261,16 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
                     f"{history['accuracy'][r, s, -1]:.9g},{int(solved_cells[r, s])},{int(result.diverged_epoch[r, s])},{int(to_target[r, s])}\n"
                 )
     if cfg.tracking.plots:
-        plots.grid_loss_curves(grid.learning_rates, losses, folder / "loss_by_learning_rate.png", title=record.run_name)
+        plots.grid_loss_curves(
+            grid.learning_rates, losses, folder / "loss_by_learning_rate.png", title=record.run_name
+        )
         plots.success_by(
-            [f"{rate:.3g}" for rate in grid.learning_rates], solved_cells.mean(axis=1), folder / "success_by_learning_rate.png",
-            xlabel="learning rate", log_x_values=grid.learning_rates, title=record.run_name,
+            [f"{rate:.3g}" for rate in grid.learning_rates],
+            solved_cells.mean(axis=1),
+            folder / "success_by_learning_rate.png",
+            xlabel="learning rate",
+            log_x_values=grid.learning_rates,
+            title=record.run_name,
         )
     record.add_scalar("success_rate", float(solved_cells.mean()))
     record.add_scalar("improved_fraction", float(improved.mean()))
@@ -265,16 +292,28 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
             tags={**record.tags, TAG_PREFIX + "kind": "grid_row", TAG_PREFIX + "grid_row": str(r)},
             status="FINISHED",
         )
-        child.add_params({**base_params, "optimizer.learning_rate": f"{rate:.9g}", "grid.num_seeds": num_seeds})
+        child.add_params(
+            {**base_params, "optimizer.learning_rate": f"{rate:.9g}", "grid.num_seeds": num_seeds}
+        )
         row_losses = losses[r]
         for s, seed in enumerate(grid.seeds):
             child.add_curve(f"loss/seed_{int(seed):03d}", row_losses[s, steps - 1], steps=steps)
         with np.errstate(all="ignore"), contextlib.suppress(Exception):
-            child.add_curve("loss_median", np.nanmedian(row_losses[:, steps - 1], axis=0), steps=steps)
+            child.add_curve(
+                "loss_median", np.nanmedian(row_losses[:, steps - 1], axis=0), steps=steps
+            )
             child.add_curve("loss_mean", np.nanmean(row_losses[:, steps - 1], axis=0), steps=steps)
-            child.add_curve("loss_q25", np.nanpercentile(row_losses[:, steps - 1], 25, axis=0), steps=steps)
-            child.add_curve("loss_q75", np.nanpercentile(row_losses[:, steps - 1], 75, axis=0), steps=steps)
-            child.add_curve("accuracy_mean", np.nanmean(history["accuracy"][r][:, steps - 1], axis=0), steps=steps)
+            child.add_curve(
+                "loss_q25", np.nanpercentile(row_losses[:, steps - 1], 25, axis=0), steps=steps
+            )
+            child.add_curve(
+                "loss_q75", np.nanpercentile(row_losses[:, steps - 1], 75, axis=0), steps=steps
+            )
+            child.add_curve(
+                "accuracy_mean",
+                np.nanmean(history["accuracy"][r][:, steps - 1], axis=0),
+                steps=steps,
+            )
         finals = row_losses[:, -1]
         child.add_scalar("success_rate", float(solved_cells[r].mean()))
         child.add_scalar("improved_fraction", float(improved[r].mean()))
@@ -290,7 +329,11 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
         child.save()
         record.children.append(str(Path("children") / f"lr_{r:03d}"))
     with np.errstate(all="ignore"):
-        final_loss = float(np.nanmedian(losses[..., -1])) if np.isfinite(losses[..., -1]).any() else float("nan")
+        final_loss = (
+            float(np.nanmedian(losses[..., -1]))
+            if np.isfinite(losses[..., -1]).any()
+            else float("nan")
+        )
     return final_loss, float(np.nanmean(final_accuracy)), float(solved_cells.mean())
 
 
@@ -342,7 +385,9 @@ def _single_program(spec: TrainSpec, init_fn: Callable):
 
     def seed_to_result(seed, learning_rate, data):
         init_key, shuffle_key = seed_keys(seed)
-        params = jax.tree_util.tree_map(lambda leaf: leaf.astype(data.x_train.dtype), init_fn(init_key))
+        params = jax.tree_util.tree_map(
+            lambda leaf: leaf.astype(data.x_train.dtype), init_fn(init_key)
+        )
         return train(params, learning_rate, shuffle_key, data)
 
     return jax.jit(seed_to_result)
@@ -360,7 +405,9 @@ def train_job(job: Job, seed: int):
     if job.grid:
         return train_grid(job.spec, job.init_fn, job.learning_rates, job.seeds, data)
     program = _single_program(single_network_spec(job.spec), job.init_fn)
-    result = program(jnp.asarray(seed, jnp.uint32), jnp.asarray(job.learning_rates[0], data.x_train.dtype), data)
+    result = program(
+        jnp.asarray(seed, jnp.uint32), jnp.asarray(job.learning_rates[0], data.x_train.dtype), data
+    )
     return jax.block_until_ready(result)
 
 
@@ -420,17 +467,31 @@ def execute(
         tracking.ensure_experiment(uri, experiment_name)
         finished = find_finished(uri, experiment_name, digest)
         if finished:
-            return RunSummary(finished, run_name, experiment_name, uri, "grid" if grid else "single", float("nan"), float("nan"), "FINISHED", "", skipped=True, cells=cells)
+            return RunSummary(
+                finished,
+                run_name,
+                experiment_name,
+                uri,
+                "grid" if grid else "single",
+                float("nan"),
+                float("nan"),
+                "FINISHED",
+                "",
+                skipped=True,
+                cells=cells,
+            )
 
     tags = tracking.provenance_tags(cfg.training.precision, int(cfg.seed))
-    tags.update({
-        TAG_PREFIX + "kind": "grid" if grid else "single",
-        TAG_PREFIX + "config_hash": digest,
-        TAG_PREFIX + "preset": cfg.name,
-        TAG_PREFIX + "command": command[:5000],
-        TAG_PREFIX + "overrides": " ".join(overrides)[:5000],
-        "mlflow.note.content": (cfg.description or cfg.name),
-    })
+    tags.update(
+        {
+            TAG_PREFIX + "kind": "grid" if grid else "single",
+            TAG_PREFIX + "config_hash": digest,
+            TAG_PREFIX + "preset": cfg.name,
+            TAG_PREFIX + "command": command[:5000],
+            TAG_PREFIX + "overrides": " ".join(overrides)[:5000],
+            "mlflow.note.content": (cfg.description or cfg.name),
+        }
+    )
     record = RunRecord(
         folder=str(Path(output_dir) / "mlflow_record"),
         experiment_name=experiment_name,
@@ -448,7 +509,11 @@ def execute(
     try:
         _write_common_artifacts(record, cfg, overrides, command)
         total_updates = cfg.training.epochs * len(dataset.x_train) * cells
-        show_progress = bool(cfg.tracking.progress) and total_updates >= _PROGRESS_MIN_UPDATES and sys.stderr.isatty()
+        show_progress = (
+            bool(cfg.tracking.progress)
+            and total_updates >= _PROGRESS_MIN_UPDATES
+            and sys.stderr.isatty()
+        )
         if show_progress:
             spec = spec._replace(progress_every=max(1, spec.epochs // 200))
         started = time.perf_counter()
@@ -456,7 +521,9 @@ def execute(
             trained = train_job(job._replace(spec=spec), int(cfg.seed))
         record.add_scalar("train_seconds", time.perf_counter() - started)
         if grid:
-            final_loss, final_accuracy, solved_fraction = _record_grid(record, cfg, trained, overrides)
+            final_loss, final_accuracy, solved_fraction = _record_grid(
+                record, cfg, trained, overrides
+            )
             diverged_epoch = 0
         else:
             curves = _history_table(trained.history)
@@ -464,7 +531,9 @@ def execute(
             if _opened(opening):
                 sending = background.submit(tracking.publish_metrics, record)
             _record_artifacts(record, cfg, trained, curves, architecture, dataset)
-            solved_fraction = float(solved(cfg, final_accuracy, final_loss, int(trained.diverged_epoch)))
+            solved_fraction = float(
+                solved(cfg, final_accuracy, final_loss, int(trained.diverged_epoch))
+            )
             diverged_epoch = int(trained.diverged_epoch)
         record.status = "FINISHED"
         record.save()
@@ -472,7 +541,11 @@ def execute(
         record.status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         record.save()
         if _opened(opening):
-            message = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+            message = (
+                "interrupted (Ctrl-C)"
+                if isinstance(error, KeyboardInterrupt)
+                else f"{type(error).__name__}: {error}"
+            )
             tracking.end_run(uri, record.run_id, record.status, message)
         background.shutdown(wait=False)
         raise
@@ -487,7 +560,9 @@ def execute(
             tracking.publish(record)
     except Exception as error:
         if not tracking.is_unreachable_error(error):
-            tracking.end_run(uri, record.run_id, "FAILED", f"publishing failed: {type(error).__name__}: {error}")
+            tracking.end_run(
+                uri, record.run_id, "FAILED", f"publishing failed: {type(error).__name__}: {error}"
+            )
             raise
         # The store went away: the record waits on disk for bplab-sync.
         status = "PENDING"
@@ -499,9 +574,18 @@ def execute(
     finally:
         background.shutdown(wait=False)
     return RunSummary(
-        record.run_id, record.run_name, experiment_name, uri, "grid" if grid else "single",
-        final_loss, final_accuracy, status, record.folder, cells=cells,
-        solved_fraction=solved_fraction, diverged_epoch=diverged_epoch,
+        record.run_id,
+        record.run_name,
+        experiment_name,
+        uri,
+        "grid" if grid else "single",
+        final_loss,
+        final_accuracy,
+        status,
+        record.folder,
+        cells=cells,
+        solved_fraction=solved_fraction,
+        diverged_epoch=diverged_epoch,
     )
 
 
@@ -530,7 +614,11 @@ def format_summary(summary: RunSummary) -> str:
     if summary.skipped:
         return f"skipped (already FINISHED as run {summary.run_id}; resume=true)"
     fmt = lambda value: "nan" if value is None or math.isnan(value) else f"{value:.6g}"  # noqa: E731
-    parts = [f"[bold]{summary.run_name}[/]", f"loss {fmt(summary.final_loss)}", f"accuracy {fmt(summary.final_accuracy)}"]
+    parts = [
+        f"[bold]{summary.run_name}[/]",
+        f"loss {fmt(summary.final_loss)}",
+        f"accuracy {fmt(summary.final_accuracy)}",
+    ]
     if summary.kind == "grid":
         parts.append(f"{summary.cells} cells, {summary.solved_fraction:.0%} solved")
     if summary.diverged_epoch:
@@ -539,5 +627,3 @@ def format_summary(summary: RunSummary) -> str:
     if summary.status != "FINISHED":
         parts.append(f"[yellow]{summary.status}[/]")
     return " | ".join(parts)
-
-

@@ -16,7 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 _PNG_METADATA = {"Software": None}
-plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "backprop-lab"})
+plt.rcParams.update(
+    {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "backprop-lab"}
+)
 
 
 def _log_scale_if_positive(axis, values) -> None:
@@ -44,7 +46,10 @@ def loss_curve(history: dict[str, np.ndarray], path: str | Path, title: str = ""
     loss_axis.plot(epochs, history["loss"], label="train")
     if np.isfinite(history.get("test_loss", np.array([np.nan]))).any():
         loss_axis.plot(epochs, history["test_loss"], label="test")
-    _log_scale_if_positive(loss_axis, np.concatenate([np.ravel(history["loss"]), np.ravel(history.get("test_loss", []))]))
+    _log_scale_if_positive(
+        loss_axis,
+        np.concatenate([np.ravel(history["loss"]), np.ravel(history.get("test_loss", []))]),
+    )
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("loss")
     loss_axis.legend()
@@ -77,20 +82,34 @@ def decision_boundary(
     """
     margin = 0.5
     low, high = x.min(axis=0) - margin, x.max(axis=0) + margin
-    grid_x1, grid_x2 = np.meshgrid(np.linspace(low[0], high[0], 120), np.linspace(low[1], high[1], 120))
+    grid_x1, grid_x2 = np.meshgrid(
+        np.linspace(low[0], high[0], 120), np.linspace(low[1], high[1], 120)
+    )
     plane = np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1)
     values = np.asarray(predict(plane)).reshape(grid_x1.shape)
     figure, axis = plt.subplots(figsize=(4, 4))
-    image = axis.contourf(grid_x1, grid_x2, values, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6, extend="both")
+    image = axis.contourf(
+        grid_x1,
+        grid_x2,
+        values,
+        levels=np.linspace(0, 1, 11),
+        cmap="RdBu_r",
+        alpha=0.6,
+        extend="both",
+    )
     axis.contour(grid_x1, grid_x2, values, levels=[0.5], colors="k", linewidths=1.5)
     labels = y.reshape(len(y), -1)[:, 0]
-    axis.scatter(x[:, 0], x[:, 1], c=labels, cmap="RdBu_r", vmin=0, vmax=1, edgecolors="k", s=30, zorder=3)
+    axis.scatter(
+        x[:, 0], x[:, 1], c=labels, cmap="RdBu_r", vmin=0, vmax=1, edgecolors="k", s=30, zorder=3
+    )
     xs = np.linspace(low[0], high[0], 2)
     drawn = 0
     for index, (w1, w2, b) in enumerate(hidden_lines):
         # A unit with all-zero weights (a dead relu, say) has no line to draw.
         if abs(w2) > 1e-9:
-            axis.plot(xs, -(w1 * xs + b) / w2, "--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
+            axis.plot(
+                xs, -(w1 * xs + b) / w2, "--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}"
+            )
             drawn += 1
         elif abs(w1) > 1e-9:
             axis.axvline(-b / w1, ls="--", lw=1, color=f"C{index % 10}", label=f"h{index + 1}")
@@ -118,10 +137,14 @@ def hidden_unit_lines(architecture, params) -> list[tuple[float, float, float]]:
     theta = architecture.theta if architecture.hidden_activation == "threshold" else 0.0
     weights = np.asarray(first.weights)
     biases = np.zeros(weights.shape[0]) if first.biases is None else np.asarray(first.biases)
-    return [(float(w[0]), float(w[1]), float(b - theta)) for w, b in zip(weights, biases, strict=True)]
+    return [
+        (float(w[0]), float(w[1]), float(b - theta)) for w, b in zip(weights, biases, strict=True)
+    ]
 
 
-def network_decision_boundary(architecture, params, x: np.ndarray, y: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+def network_decision_boundary(
+    architecture, params, x: np.ndarray, y: np.ndarray, path: str | Path, *, title: str = ""
+) -> Path:
     """:func:`decision_boundary` of a trained 2-input, 1-output network, with its hidden lines."""
     import jax
 
@@ -130,12 +153,18 @@ def network_decision_boundary(architecture, params, x: np.ndarray, y: np.ndarray
     activations = layer_activations(architecture)
     predict = jax.jit(lambda points: forward(params, points, activations)[:, 0])
     return decision_boundary(
-        lambda points: predict(points.astype(np.float32)), x, y, path,
-        hidden_lines=hidden_unit_lines(architecture, params), title=title,
+        lambda points: predict(points.astype(np.float32)),
+        x,
+        y,
+        path,
+        hidden_lines=hidden_unit_lines(architecture, params),
+        title=title,
     )
 
 
-def grid_loss_curves(learning_rates: np.ndarray, losses: np.ndarray, path: str | Path, title: str = "") -> Path:
+def grid_loss_curves(
+    learning_rates: np.ndarray, losses: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
     """Median loss per learning rate with the 25–75% band across seeds; log scale.
 
     ``losses`` has shape ``(rates, seeds, epochs)``; diverged epochs are NaN and skipped.
@@ -161,7 +190,15 @@ def grid_loss_curves(learning_rates: np.ndarray, losses: np.ndarray, path: str |
     return _save(figure, path)
 
 
-def success_by(labels: Sequence[str], rates: np.ndarray, path: str | Path, *, xlabel: str, title: str = "", log_x_values: np.ndarray | None = None) -> Path:
+def success_by(
+    labels: Sequence[str],
+    rates: np.ndarray,
+    path: str | Path,
+    *,
+    xlabel: str,
+    title: str = "",
+    log_x_values: np.ndarray | None = None,
+) -> Path:
     """Success rate (share of seeds solved) per learning rate or per architecture."""
     figure, axis = plt.subplots(figsize=(6, 3))
     if log_x_values is not None:

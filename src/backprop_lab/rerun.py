@@ -34,20 +34,28 @@ def load_run_config(tracking_uri: str, run_id: str):
     kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
     if kind not in ("single", "grid"):
         hint = "its grid parent" if kind == "grid_row" else "one of its child runs"
-        raise BackpropLabError(f"run {run_id} is a {kind} run, which is not trained by itself; rerun {hint} instead")
+        raise BackpropLabError(
+            f"run {run_id} is a {kind} run, which is not trained by itself; rerun {hint} instead"
+        )
     folder = Path(tempfile.mkdtemp(prefix="bplab-rerun-"))
     try:
         path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
     except Exception:
-        raise BackpropLabError(f"run {run_id} has no config.yaml artifact; it was not made by bplab-train") from None
+        raise BackpropLabError(
+            f"run {run_id} has no config.yaml artifact; it was not made by bplab-train"
+        ) from None
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
     except OmegaConfBaseException as error:
-        raise BackpropLabError(f"run {run_id}'s config.yaml does not fit this version's schema: {error}") from None
+        raise BackpropLabError(
+            f"run {run_id}'s config.yaml does not fit this version's schema: {error}"
+        ) from None
     return run, cfg, folder
 
 
-def logged_weights(tracking_uri: str, run_id: str, kind: str, folder: Path) -> dict[str, np.ndarray]:
+def logged_weights(
+    tracking_uri: str, run_id: str, kind: str, folder: Path
+) -> dict[str, np.ndarray]:
     from backprop_lab import tracking
 
     name = "grid.npz" if kind == "grid" else "weights.npz"
@@ -88,14 +96,23 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
         for key in expected
     )
     with np.errstate(all="ignore"):
-        difference = max(float(np.nanmax(np.abs(actual[key].astype(np.float64) - expected[key]))) if actual[key].size else 0.0 for key in expected)
+        difference = max(
+            float(np.nanmax(np.abs(actual[key].astype(np.float64) - expected[key])))
+            if actual[key].size
+            else 0.0
+            for key in expected
+        )
     return identical, difference, kind
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run_id", help="the MLflow run id to reproduce")
-    parser.add_argument("--tracking-uri", default=None, help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)",
+    )
     args = parser.parse_args(argv)
     try:
         identical, difference, kind = rerun(args.run_id, args.tracking_uri)

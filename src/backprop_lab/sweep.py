@@ -66,7 +66,9 @@ def _grid_program(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]):
         init_keys, shuffle_keys = jax.vmap(seed_keys)(cell_seeds)
         # Every cell's weights in one vectorised draw.
         cell_params = jax.vmap(init_fn)(init_keys)
-        cell_params = jax.tree_util.tree_map(lambda leaf: leaf.astype(data.x_train.dtype), cell_params)
+        cell_params = jax.tree_util.tree_map(
+            lambda leaf: leaf.astype(data.x_train.dtype), cell_params
+        )
         return jax.vmap(train, in_axes=(0, 0, 0, None))(cell_params, cell_rates, shuffle_keys, data)
 
     return jax.jit(program)
@@ -102,7 +104,10 @@ def train_grid(
     if shard:
         inputs, _ = _shard_cells(inputs, num_cells)
     result = _grid_program(spec, init_fn)(*inputs, data)
-    unflatten = lambda leaf: np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *leaf.shape[1:])  # noqa: E731
+
+    def unflatten(leaf):
+        return np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *leaf.shape[1:])
+
     return GridResult(rates, seed_array, jax.tree_util.tree_map(unflatten, result))
 
 

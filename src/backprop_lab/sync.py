@@ -37,8 +37,16 @@ def sync(folders: list[str], tracking_uri: str | None = None, dry_run: bool = Fa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", help="output folders to search (outputs/, multirun/ or one run's folder)")
-    parser.add_argument("--tracking-uri", default=None, help="publish to this store instead of the one each run was meant for")
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        help="output folders to search (outputs/, multirun/ or one run's folder)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="publish to this store instead of the one each run was meant for",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be published")
     args = parser.parse_args(argv)
     try:
@@ -49,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     verb = "would publish" if args.dry_run else "published"
     for record in handled:
         metric_points = sum(len(points) for points in record.metrics.values())
-        print(f"{verb} {record.run_name!r} ({record.status}, {metric_points} metric points) -> {record.tracking_uri} run {record.run_id}")
+        print(
+            f"{verb} {record.run_name!r} ({record.status}, {metric_points} metric points) -> {record.tracking_uri} run {record.run_id}"
+        )
     if not handled:
         print("nothing to sync: every run under the given folders is already in its store")
     return 0

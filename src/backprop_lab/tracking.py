@@ -53,7 +53,9 @@ def start_importing_mlflow() -> None:
     import threading
 
     if _import_thread is None:
-        _import_thread = threading.Thread(target=_import_mlflow_modules, name="bplab-mlflow-import", daemon=True)
+        _import_thread = threading.Thread(
+            target=_import_mlflow_modules, name="bplab-mlflow-import", daemon=True
+        )
         _import_thread.start()
 
 
@@ -123,7 +125,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         try:
             database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise BackpropLabError(f"tracking.uri={uri}: cannot create folder {database.parent} ({error.strerror})") from None
+            raise BackpropLabError(
+                f"tracking.uri={uri}: cannot create folder {database.parent} ({error.strerror})"
+            ) from None
 
 
 def check_store_exists(uri: str) -> None:
@@ -131,7 +135,9 @@ def check_store_exists(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         database = Path(uri[len("sqlite:///") :])
         if not database.is_file():
-            raise BackpropLabError(f"no MLflow store at {uri}: {database} does not exist (run bplab-train or make demo first)")
+            raise BackpropLabError(
+                f"no MLflow store at {uri}: {database} does not exist (run bplab-train or make demo first)"
+            )
     else:
         check_reachable(uri)
 
@@ -143,7 +149,16 @@ def is_unreachable_error(error: BaseException) -> bool:
     name = type(error).__name__
     if name in ("OperationalError", "MlflowException", "RestException"):
         text = str(error).lower()
-        markers = ("connect", "max retries", "unable to open", "timed out", "api request", "refused", "unavailable", "disk i/o")
+        markers = (
+            "connect",
+            "max retries",
+            "unable to open",
+            "timed out",
+            "api request",
+            "refused",
+            "unavailable",
+            "disk i/o",
+        )
         return any(marker in text for marker in markers)
     cause = error.__cause__ or error.__context__
     return cause is not None and cause is not error and is_unreachable_error(cause)
@@ -186,7 +201,14 @@ def _git(*args: str) -> str | None:
     from backprop_lab.config import project_root
 
     try:
-        done = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=5, check=False)
+        done = subprocess.run(
+            ["git", *args],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -221,8 +243,14 @@ def provenance_tags(precision: str, seed: int) -> dict[str, str]:
 
 def config_hash(container: Mapping[str, Any]) -> str:
     """A stable hash of the parts of a config that change results (not tracking settings)."""
-    relevant = {key: value for key, value in container.items() if key not in ("tracking", "resume", "description")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    relevant = {
+        key: value
+        for key, value in container.items()
+        if key not in ("tracking", "resume", "description")
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +307,11 @@ class RunRecord:
         import math
 
         steps = range(first_step, first_step + len(values)) if steps is None else steps
-        self.metrics[name] = [[int(step), float(value)] for step, value in zip(steps, values, strict=False) if math.isfinite(float(value))]
+        self.metrics[name] = [
+            [int(step), float(value)]
+            for step, value in zip(steps, values, strict=False)
+            if math.isfinite(float(value))
+        ]
 
     def add_scalar(self, name: str, value: float, step: int = 0) -> None:
         import math
@@ -405,18 +437,27 @@ class MultirunTrackingCallback(_HydraCallback):
         ensure_experiment(uri, experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        overrides = [item for item in OmegaConf.select(config, "hydra.overrides.task") or [] if not item.startswith("tracking.")]
+        overrides = [
+            item
+            for item in OmegaConf.select(config, "hydra.overrides.task") or []
+            if not item.startswith("tracking.")
+        ]
         record = RunRecord(
             folder=str(sweep_dir / "parent_record"),
             experiment_name=experiment_name,
             run_name=f"multirun {' '.join(overrides)}".strip()[:250],
             tracking_uri=uri,
-            tags={TAG_PREFIX + "kind": "multirun", TAG_PREFIX + "overrides": " ".join(overrides)[:5000]},
+            tags={
+                TAG_PREFIX + "kind": "multirun",
+                TAG_PREFIX + "overrides": " ".join(overrides)[:5000],
+            },
         )
         create_run(record)
         self._uri, self._run_id, self._sweep_dir = uri, record.run_id, sweep_dir
         (sweep_dir / PARENT_RUN_FILE).write_text(
-            json.dumps({"run_id": record.run_id, "tracking_uri": uri, "experiment_name": experiment_name})
+            json.dumps(
+                {"run_id": record.run_id, "tracking_uri": uri, "experiment_name": experiment_name}
+            )
         )
         atexit.register(self._close_if_running, "KILLED")
 

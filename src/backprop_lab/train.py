@@ -106,11 +106,15 @@ def validate_spec(spec: TrainSpec) -> None:
     if spec.epochs < 1:
         raise BackpropLabError(f"training.epochs={spec.epochs} must be at least 1")
     if spec.batching not in BATCHING_MODES:
-        raise BackpropLabError(f"training.batching={spec.batching!r}; choose one of: {', '.join(BATCHING_MODES)}")
+        raise BackpropLabError(
+            f"training.batching={spec.batching!r}; choose one of: {', '.join(BATCHING_MODES)}"
+        )
     if spec.batch_size < 1:
         raise BackpropLabError(f"training.batch_size={spec.batch_size} must be at least 1")
     if spec.method not in TRAINING_METHODS:
-        raise BackpropLabError(f"training.method={spec.method!r}; choose one of: {', '.join(TRAINING_METHODS)}")
+        raise BackpropLabError(
+            f"training.method={spec.method!r}; choose one of: {', '.join(TRAINING_METHODS)}"
+        )
     if spec.method == "perceptron":
         arch = spec.architecture
         if len(arch.layer_sizes) != 2 or arch.output_activation != "threshold":
@@ -172,17 +176,25 @@ def make_train(spec: TrainSpec):
     validate_spec(spec)
     loss_fn = get_loss(spec.loss)
     plain_activations = layer_activations(spec.architecture)
-    gradient_activations = layer_activations(spec.architecture, straight_through=spec.method == "ste")
+    gradient_activations = layer_activations(
+        spec.architecture, straight_through=spec.method == "ste"
+    )
 
     def training_loss(params: Params, inputs, targets, mask) -> jax.Array:
-        return loss_fn(targets, forward(params, inputs, gradient_activations, broadcast=spec.broadcast_layers), mask)
+        return loss_fn(
+            targets,
+            forward(params, inputs, gradient_activations, broadcast=spec.broadcast_layers),
+            mask,
+        )
 
     def perceptron_direction(params: Params, inputs, targets, mask) -> Params:
         # Rosenblatt: Δw = η (y − ŷ) x. As a gradient for SGD's w ← w − η g: g = −(y − ŷ) x.
         (layer,) = params
         if mask is None:
             mask = jnp.ones(inputs.shape[:1], inputs.dtype)
-        error = (targets - forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)) * mask[:, None]
+        error = (
+            targets - forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)
+        ) * mask[:, None]
         count = jnp.maximum(jnp.sum(mask), 1.0)
         weights = -(error.T @ inputs) / count
         biases = None if layer.biases is None else -jnp.sum(error, axis=0) / count
@@ -218,7 +230,10 @@ def make_train(spec: TrainSpec):
         def run_epoch(params, opt_state, epoch_input):
             epoch_key, epoch_index = epoch_input
             (params, opt_state), _ = jax.lax.scan(
-                sgd_step, (params, opt_state), _epoch_batches(spec, epoch_key, x, y), unroll=spec.unroll
+                sgd_step,
+                (params, opt_state),
+                _epoch_batches(spec, epoch_key, x, y),
+                unroll=spec.unroll,
             )
             if spec.progress_every:
                 # epoch_index is not batched under vmap, so a whole grid reports once.
@@ -246,7 +261,13 @@ def make_train(spec: TrainSpec):
             def epoch(carry, epoch_input):
                 params, opt_state = run_epoch(*carry, epoch_input)
                 predictions = forward(params, x, plain_activations, broadcast=spec.broadcast_layers)
-                test_predictions = forward(params, test_pair[0], plain_activations, broadcast=spec.broadcast_layers) if has_test else None
+                test_predictions = (
+                    forward(
+                        params, test_pair[0], plain_activations, broadcast=spec.broadcast_layers
+                    )
+                    if has_test
+                    else None
+                )
                 return (params, opt_state), (predictions, test_predictions)
 
             (params, _), (predictions, test_predictions) = jax.lax.scan(epoch, carry, epoch_inputs)
@@ -254,6 +275,7 @@ def make_train(spec: TrainSpec):
             if has_test:
                 test_loss, test_acc = epoch_metrics(spec.loss, test_pair[1], test_predictions)
         else:
+
             def epoch(carry, epoch_input):
                 params, opt_state = run_epoch(*carry, epoch_input)
                 metrics = evaluate(params, x, y)
@@ -272,9 +294,13 @@ def make_train(spec: TrainSpec):
         # mark the accuracy of those epochs NaN too, so the curve stops where the run broke.
         finite = jnp.isfinite(loss)
         diverged_epoch = jnp.where(jnp.all(finite), 0, jnp.argmin(finite) + 1)
-        alive = jnp.arange(1, spec.epochs + 1) < jnp.where(diverged_epoch == 0, spec.epochs + 1, diverged_epoch)
+        alive = jnp.arange(1, spec.epochs + 1) < jnp.where(
+            diverged_epoch == 0, spec.epochs + 1, diverged_epoch
+        )
         nan = jnp.asarray(jnp.nan, loss.dtype)
-        history = History(*(jnp.where(alive, metric, nan) for metric in (loss, acc, test_loss, test_acc)))
+        history = History(
+            *(jnp.where(alive, metric, nan) for metric in (loss, acc, test_loss, test_acc))
+        )
         return TrainResult(params, history, initial_loss, initial_accuracy, diverged_epoch)
 
     return train
@@ -290,18 +316,30 @@ def to_device_data(dataset, dtype=None) -> Data:
     dtype = dtype or jnp.asarray(0.0).dtype
     as_array = lambda a: None if a is None else jnp.asarray(np.asarray(a), dtype=dtype)  # noqa: E731
     if dataset.has_test:
-        return Data(as_array(dataset.x_train), as_array(dataset.y_train), as_array(dataset.x_test), as_array(dataset.y_test))
+        return Data(
+            as_array(dataset.x_train),
+            as_array(dataset.y_train),
+            as_array(dataset.x_test),
+            as_array(dataset.y_test),
+        )
     return Data(as_array(dataset.x_train), as_array(dataset.y_train))
 
 
 def single_network_spec(spec: TrainSpec) -> TrainSpec:
     """The spec to train one network alone: broadcast layers when every layer is tiny."""
     sizes = spec.architecture.layer_sizes
-    tiny = all(n_in * n_out <= _BROADCAST_MAX_WEIGHTS for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False))
+    tiny = all(
+        n_in * n_out <= _BROADCAST_MAX_WEIGHTS
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)
+    )
     return spec._replace(broadcast_layers=tiny)
 
 
-def train_network(spec: TrainSpec, params: Params, learning_rate: float, key: jax.Array, data: Data) -> TrainResult:
+def train_network(
+    spec: TrainSpec, params: Params, learning_rate: float, key: jax.Array, data: Data
+) -> TrainResult:
     """Train one network with the compiled program for ``spec``."""
     dtype = data.x_train.dtype
-    return _jitted_train(single_network_spec(spec))(params, jnp.asarray(learning_rate, dtype), key, data)
+    return _jitted_train(single_network_spec(spec))(
+        params, jnp.asarray(learning_rate, dtype), key, data
+    )
