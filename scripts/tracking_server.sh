@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A shared MLflow tracking server: PostgreSQL backend store, local artifact root, loopback only.
 #
-#   make tracking-server                     # PostgreSQL on 5433, MLflow on 5000, 127.0.0.1
+#   make tracking-server                     # PostgreSQL on 5433, MLflow on 5050, 127.0.0.1
 #   BPLAB_SERVER_PORT=5050 BPLAB_PG_PORT=5434 BPLAB_HOST=0.0.0.0 make tracking-server
 #
-# Then point runs at it:  bplab-train experiment=xor_mlp tracking.uri=http://127.0.0.1:5000
+# Then point runs at it:  bplab-train experiment=xor_mlp tracking.uri=http://127.0.0.1:5050
 # State lives in .bplab/ (database cluster, artifacts, logs); Ctrl-C stops MLflow and PostgreSQL.
 # Needs Debian's postgresql package (apt-get install -y postgresql) and the project's `server`
 # extra (psycopg2), which `make install` installs.
@@ -12,7 +12,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HOST="${BPLAB_HOST:-127.0.0.1}"
-PORT="${BPLAB_SERVER_PORT:-5000}"
+PORT="${BPLAB_SERVER_PORT:-5050}"
 PG_PORT="${BPLAB_PG_PORT:-5433}"
 STATE="${BPLAB_SERVER_STATE:-$ROOT/.bplab/server}"
 PGDATA="$STATE/postgres"

@@ -345,3 +345,31 @@ def test_config_hash_ignores_tracking_and_resume_only(compose):
     assert same == base
     for override in ("optimizer.learning_rate=0.3", "seed=1", "training.epochs=10", "data=or"):
         assert config_hash_of(to_container(compose(["experiment=xor_mlp", override]))) != base
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["loss=bce", "model.output_activation=tanh"], "loss=bce needs probabilities"),
+        (["sweep.seeds=[1,1]"], "each seed may appear once"),
+        (["sweep.learning_rates=[0.1,0.1]"], "each rate may appear once"),
+    ],
+)
+def test_inconsistent_choices_are_rejected(compose, overrides, fragment):
+    from backprop_lab.config import validate
+
+    with pytest.raises(BackpropLabError, match=fragment):
+        validate(compose(["experiment=xor_mlp", *overrides]))
+
+
+def test_only_usable_tracking_stores_are_accepted(tmp_path):
+    from backprop_lab.tracking import check_reachable
+
+    with pytest.raises(BackpropLabError, match="not a store backprop-lab can use"):
+        check_reachable("file:///tmp/mlruns")
+    missing = tmp_path / "no" / "such" / "folder"
+    with pytest.raises(BackpropLabError, match="cannot create folder"):
+        check_reachable(f"sqlite:///{missing / 'mlflow.db'}")
+    assert not (tmp_path / "no").exists()
+    check_reachable(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")  # one new folder is fine
+    assert (tmp_path / "store").is_dir()

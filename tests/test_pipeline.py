@@ -624,3 +624,55 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store, tmp_path, stop_
     # Nothing is left to publish, and nothing is published twice.
     assert sync.sync([str(tmp_path / "job")]) == []
     assert len(_runs(store)) == 1
+
+
+def test_sync_publishes_the_good_records_when_one_cannot_be_published(compose, store, tmp_path):
+    with pytest.MonkeyPatch.context() as server_down:
+        _stop_tracking_publishers(server_down)
+        good = pipeline.execute(compose(FAST), output_dir=tmp_path / "jobs" / "good")
+        bad = pipeline.execute(compose(FAST), output_dir=tmp_path / "jobs" / "bad")
+    assert good.status == bad.status == "PENDING"
+    # The second record points at a store that cannot be used.
+    record_file = Path(bad.record_folder) / RECORD_FILE
+    record = json.loads(record_file.read_text())
+    record["tracking_uri"] = "file:///not/a/store"
+    record_file.write_text(json.dumps(record))
+
+    handled = sync.sync([str(tmp_path / "jobs")])
+    assert len(handled) == 2
+    errors = [getattr(item, "error", None) for item in handled]
+    assert sum(error is not None for error in errors) == 1
+    assert MlflowClient(store).get_run(good.run_id).info.status == "FINISHED"
+    assert sync.main([str(tmp_path / "jobs")]) == 1  # the bad one is still pending
+
+
+def test_rerun_refuses_data_that_changed_since_the_run(compose, store, tmp_path, monkeypatch):
+    data = tmp_path / "xor.csv"
+    data.write_text("x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    monkeypatch.chdir(tmp_path)
+    csv = [
+        "data=csv",
+        "data.path=xor.csv",
+        "data.feature_columns=[x1,x2]",
+        "data.target_columns=[y]",
+    ]
+    summary = pipeline.execute(compose([*FAST, *csv]), output_dir=tmp_path / "job")
+    # From another folder the relative path is found through the run's absolute one.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert rerun.rerun(summary.run_id, store)[0] is True
+    with data.open("a") as handle:
+        handle.write("1,1,1\n")
+    with pytest.raises(BackpropLabError, match="not the one run"):
+        rerun.rerun(summary.run_id, store)
+
+
+def test_a_single_run_logs_epochs_to_target_only_when_reached(compose, store, tmp_path):
+    summary = pipeline.execute(
+        compose([*FAST, "training.epochs=5", "training.target_loss=1e-9"]),
+        output_dir=tmp_path / "job",
+    )
+    metrics = MlflowClient(store).get_run(summary.run_id).data.metrics
+    assert metrics["reached_target"] == 0.0
+    assert "epochs_to_target" not in metrics

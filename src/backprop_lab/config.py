@@ -190,6 +190,8 @@ def sweep_seeds(cfg: DictConfig) -> list[int] | None:
         and seeds
         and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
+        if len(set(seeds)) != len(seeds):
+            _fail("sweep.seeds", list(seeds), "each seed may appear once")
         return [int(s) for s in seeds]
     _fail("sweep.seeds", seeds, "give a count >= 1 or a non-empty list of integer seeds")
     return None
@@ -212,6 +214,8 @@ def sweep_learning_rates(cfg: DictConfig) -> list[float] | None:
             _fail("sweep.learning_rates", rates, "give at least one rate")
         for rate in rates:
             _positive("sweep.learning_rates", rate)
+        if len(set(rates)) != len(rates):
+            _fail("sweep.learning_rates", rates, "each rate may appear once")
         return rates
     if sweep.log_space is not None:
         values = list(sweep.log_space)
@@ -309,6 +313,12 @@ def validate(cfg: DictConfig) -> None:
         _fail("tracking.max_curve_points", cfg.tracking.max_curve_points, "must be at least 2")
     sweep_learning_rates(cfg)
     sweep_seeds(cfg)
+    if cfg.loss.name == "bce" and model.output_activation not in ("sigmoid", "hard_sigmoid"):
+        _fail(
+            "model.output_activation",
+            model.output_activation,
+            "loss=bce needs probabilities: use a sigmoid (or hard_sigmoid) output, or another loss",
+        )
     if training.method == "perceptron" and (
         list(model.hidden_sizes) or model.output_activation != "threshold"
     ):

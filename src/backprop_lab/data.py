@@ -264,6 +264,18 @@ def make_dataset(name: str, **options) -> Dataset:
     raise BackpropLabError(f"unknown data set {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the data set's arrays: the same numbers in the same order give the same hash."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        if array is not None:
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def check_fits(dataset: Dataset, num_inputs: int, num_outputs: int) -> None:
     """Raise if the data set's width does not match the network's input and output layers."""
     if dataset.num_features != num_inputs:

@@ -602,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help=f"which of the article's training samples to walk through, 1 to {len(HOMEWORK_INPUTS)} "
-        "(default 1)",
+        "(default 1), always from the article's initial weights",
     )
     parser.add_argument(
         "--learning-rate",
@@ -616,6 +616,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the same figures as JSON")
     return parser
+
+
+def _significant(value, digits: int = 7):
+    """Floats to 7 significant digits, float32's precision: 0.1 prints as 0.1, not
+    0.10000000149011612."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {key: _significant(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_significant(item, digits) for item in value]
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -634,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         payload = {"sample": args.sample, **explanation.to_dict(), "harvard": harvard.to_dict()}
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(_significant(payload), indent=2))
     else:
         render(explanation, harvard, decimals=args.decimals, sample_label=f"sample {args.sample}")
     if not explanation.agrees:

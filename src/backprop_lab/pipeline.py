@@ -7,7 +7,6 @@ vmapped program), and record everything in MLflow.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shlex
@@ -36,7 +35,8 @@ from backprop_lab.config import (
     to_container,
     validate,
 )
-from backprop_lab.data import Dataset, check_fits
+from backprop_lab.data import Dataset, check_fits, fingerprint
+from backprop_lab.errors import BackpropLabError
 from backprop_lab.model import Architecture
 from backprop_lab.tracking import TAG_PREFIX, RunRecord
 from backprop_lab.train import TrainSpec
@@ -62,6 +62,8 @@ class RunSummary:
     cells: int = 1
     solved_fraction: float = float("nan")
     diverged_epoch: int = 0
+    best_learning_rate: float = float("nan")
+    best_solved_fraction: float = float("nan")
 
 
 def set_precision(precision: str) -> None:
@@ -127,7 +129,9 @@ class _Progress:
             transient=True,
         )
         self._bar.start()
-        task = self._bar.add_task(self.label, total=self.total)
+        from rich.markup import escape
+
+        task = self._bar.add_task(escape(self.label), total=self.total)
         train_module.progress_hook = lambda done: self._bar.update(task, completed=done)
         return self
 
@@ -190,9 +194,11 @@ def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, flo
         "solved", float(solved(cfg, final_accuracy, final_loss, int(result.diverged_epoch)))
     )
     record.add_scalar("improved", float(final_loss < float(result.initial_loss)))
-    record.add_scalar(
-        "epochs_to_target", float(epochs_to_target(history["loss"], cfg.training.target_loss))
-    )
+    # epochs_to_target is logged only when the target was reached; reached_target says whether.
+    reached_epoch = int(epochs_to_target(history["loss"], cfg.training.target_loss))
+    record.add_scalar("reached_target", float(reached_epoch > 0))
+    if reached_epoch:
+        record.add_scalar("epochs_to_target", float(reached_epoch))
     return final_loss, final_accuracy
 
 
@@ -221,9 +227,9 @@ def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dat
             )
 
 
-def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float, float, float]:
+def _record_grid(record: RunRecord, cfg, grid, command_overrides):
     from backprop_lab import plots
-    from backprop_lab.sweep import epochs_to_target
+    from backprop_lab.sweep import best_rate_index, epochs_to_target
 
     result = grid.result
     history = _history_table(result.history)
@@ -276,8 +282,13 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
     record.add_scalar("improved_fraction", float(improved.mean()))
     record.add_scalar("diverged_fraction", float((result.diverged_epoch > 0).mean()))
     record.add_scalar("cells", float(num_rates * num_seeds))
-    best = int(np.argmax(solved_cells.mean(axis=1)))
+    with np.errstate(all="ignore"):
+        median_final = np.array(
+            [np.nanmedian(row) if np.isfinite(row).any() else np.nan for row in losses[..., -1]]
+        )
+    best = best_rate_index(solved_cells.mean(axis=1), median_final)
     record.add_scalar("best_learning_rate", float(grid.learning_rates[best]))
+    record.add_scalar("best_success_rate", float(solved_cells[best].mean()))
 
     # One child run per learning rate: what the MLflow UI compares.
     steps = _curve_steps(num_epochs, cfg.tracking.max_curve_points)
@@ -298,7 +309,7 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
         row_losses = losses[r]
         for s, seed in enumerate(grid.seeds):
             child.add_curve(f"loss/seed_{int(seed):03d}", row_losses[s, steps - 1], steps=steps)
-        with np.errstate(all="ignore"), contextlib.suppress(Exception):
+        with np.errstate(all="ignore"):
             child.add_curve(
                 "loss_median", np.nanmedian(row_losses[:, steps - 1], axis=0), steps=steps
             )
@@ -334,7 +345,15 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides) -> tuple[float
             if np.isfinite(losses[..., -1]).any()
             else float("nan")
         )
-    return final_loss, float(np.nanmean(final_accuracy)), float(solved_cells.mean())
+    return (
+        final_loss,
+        float(np.nanmean(final_accuracy)),
+        (
+            float(solved_cells.mean()),
+            float(grid.learning_rates[best]),
+            float(solved_cells[best].mean()),
+        ),
+    )
 
 
 class Job(NamedTuple):
@@ -361,6 +380,11 @@ def prepare(cfg: DictConfig) -> Job:
     dataset = build_dataset(cfg)
     architecture = build_architecture(cfg, dataset)
     check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
+    if cfg.training.batching == "minibatch" and cfg.training.batch_size > len(dataset.x_train):
+        raise BackpropLabError(
+            f"training.batch_size={cfg.training.batch_size} is larger than the {len(dataset.x_train)} "
+            f"training samples of {dataset.name!r}; use a smaller batch or training.batching=full"
+        )
     spec = build_spec(cfg, architecture)
     validate_spec(spec)
     return Job(
@@ -489,6 +513,8 @@ def execute(
             TAG_PREFIX + "preset": cfg.name,
             TAG_PREFIX + "command": command[:5000],
             TAG_PREFIX + "overrides": " ".join(overrides)[:5000],
+            TAG_PREFIX + "data_sha256": fingerprint(dataset),
+            TAG_PREFIX + "data_path": str(Path(cfg.data.path).resolve()) if cfg.data.path else "",
             "mlflow.note.content": (cfg.description or cfg.name),
         }
     )
@@ -567,9 +593,14 @@ def execute(
         # The store went away: the record waits on disk for bplab-sync.
         status = "PENDING"
         if console is not None:
+            from rich.markup import escape
+
             console.print(
-                f"[yellow]the tracking store {uri} could not be reached; the run is kept in "
-                f"{record.folder}. Upload it later with: bplab-sync {record.folder}[/]"
+                escape(
+                    f"the tracking store {uri} could not be reached; the run is kept in "
+                    f"{record.folder}. Upload it later with: bplab-sync {record.folder}"
+                ),
+                style="yellow",
             )
     finally:
         background.shutdown(wait=False)
@@ -611,16 +642,21 @@ def ui_command(uri: str) -> str:
 
 
 def format_summary(summary: RunSummary) -> str:
+    """One line for the console (rich markup; names from the user are escaped)."""
+    from rich.markup import escape
+
     if summary.skipped:
         return f"skipped (already FINISHED as run {summary.run_id}; resume=true)"
     fmt = lambda value: "nan" if value is None or math.isnan(value) else f"{value:.6g}"  # noqa: E731
-    parts = [
-        f"[bold]{summary.run_name}[/]",
-        f"loss {fmt(summary.final_loss)}",
-        f"accuracy {fmt(summary.final_accuracy)}",
-    ]
+    parts = [f"[bold]{escape(summary.run_name)}[/]"]
     if summary.kind == "grid":
         parts.append(f"{summary.cells} cells, {summary.solved_fraction:.0%} solved")
+        parts.append(
+            f"best lr {summary.best_learning_rate:.4g} ({summary.best_solved_fraction:.0%} of seeds solved)"
+        )
+        parts.append(f"median final loss {fmt(summary.final_loss)}")
+    else:
+        parts += [f"loss {fmt(summary.final_loss)}", f"accuracy {fmt(summary.final_accuracy)}"]
     if summary.diverged_epoch:
         parts.append(f"[red]diverged at epoch {summary.diverged_epoch}[/]")
     parts.append(f"run {summary.run_id}")

@@ -652,13 +652,12 @@ def grid_rows(grid: dict[str, np.ndarray]) -> list[RateRow]:
 
 def best_rate_index(rows: Sequence[RateRow]) -> int:
     """The rate with the highest success; ties go to the lower median final loss, then the lower rate."""
+    from backprop_lab.sweep import best_rate_index as best_row
 
-    def key(index: int):
-        row = rows[index]
-        loss = row.median_final_loss if math.isfinite(row.median_final_loss) else math.inf
-        return (-row.solved / row.cells, loss, index)
-
-    return min(range(len(rows)), key=key)
+    return best_row(
+        np.array([row.solved / row.cells for row in rows]),
+        np.array([row.median_final_loss for row in rows], dtype=float),
+    )
 
 
 def success_phrase(cfg, num_rows: int | None) -> tuple[str, str]:
@@ -883,10 +882,20 @@ def grid_table(job: Job) -> Table:
     return Table(headers, table_rows, caption, numeric=tuple(range(1, len(headers))))
 
 
+def _single_epochs_to_target(job: Job) -> float:
+    """First epoch at or below the target loss (0 if never), from the run's full history."""
+    from backprop_lab.sweep import epochs_to_target
+
+    if job.cfg is None:
+        return float("nan")
+    losses = np.nan_to_num(np.asarray(job.history["loss"], dtype=float), nan=np.inf)
+    return float(epochs_to_target(losses, job.cfg.training.target_loss))
+
+
 def _single_values(job: Job) -> dict[str, str]:
     history = job.history
     epochs = len(history["loss"])
-    to_target = job.metric("epochs_to_target")
+    to_target = _single_epochs_to_target(job)
     values = {
         "epochs": str(epochs),
         "initial loss": fmt_number(job.metric("initial_loss")),
@@ -965,7 +974,7 @@ def single_findings(job: Job, several: bool) -> list[str]:
         accuracy += f", test accuracy {fmt_percent(history['test_accuracy'][-1])}"
     if job.metric("diverged") == 1.0:
         accuracy += f"; diverged at epoch {int(job.metric('diverged_epoch'))}"
-    to_target = job.metric("epochs_to_target")
+    to_target = _single_epochs_to_target(job)
     if job.cfg is not None and math.isfinite(to_target):
         target = fmt_value(job.cfg.training.target_loss)
         budget = f"{epochs} epoch{'s' if epochs != 1 else ''}"

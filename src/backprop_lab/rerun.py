@@ -69,7 +69,10 @@ def logged_weights(
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, str]:
     """Train the logged config again; return (bitwise identical, max |difference|, kind)."""
+    from omegaconf import OmegaConf
+
     from backprop_lab import tracking
+    from backprop_lab.data import fingerprint
     from backprop_lab.model import params_to_arrays
     from backprop_lab.pipeline import prepare, train_job
 
@@ -78,7 +81,19 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     run, cfg, folder = load_run_config(uri, run_id)
     kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
     expected = logged_weights(uri, run_id, kind, folder)
-    trained = train_job(prepare(cfg), int(cfg.seed))
+    tags = run.data.tags
+    logged_path = tags.get(tracking.TAG_PREFIX + "data_path")
+    if cfg.data.path and logged_path and not Path(cfg.data.path).is_file():
+        # A relative data.path means the folder the run started in: use its absolute form.
+        cfg = OmegaConf.merge(cfg, {"data": {"path": logged_path}})
+    job = prepare(cfg)
+    logged_data = tags.get(tracking.TAG_PREFIX + "data_sha256")
+    if logged_data and fingerprint(job.dataset) != logged_data:
+        raise BackpropLabError(
+            f"the data set is not the one run {run_id} trained on (its SHA-256 differs); "
+            "restore the data to reproduce the run"
+        )
+    trained = train_job(job, int(cfg.seed))
     if kind == "grid":
         actual = {}
         for index, layer in enumerate(trained.result.params):

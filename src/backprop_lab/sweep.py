@@ -124,3 +124,10 @@ def epochs_to_target(loss_history: np.ndarray, target_loss: float) -> np.ndarray
     reached = np.asarray(loss_history) <= target_loss
     first = np.argmax(reached, axis=-1) + 1
     return np.where(reached.any(axis=-1), first, 0)
+
+
+def best_rate_index(success_rate: np.ndarray, median_final_loss: np.ndarray) -> int:
+    """The row with the highest success rate; ties go to the lower median final loss (NaN
+    counts as worst), then to the lower learning rate."""
+    loss = np.where(np.isfinite(median_final_loss), median_final_loss, np.inf)
+    return min(range(len(success_rate)), key=lambda row: (-success_rate[row], loss[row], row))

@@ -26,11 +26,15 @@ def sync(folders: list[str], tracking_uri: str | None = None, dry_run: bool = Fa
             if tracking_uri:
                 record.tracking_uri = tracking.resolve_tracking_uri(tracking_uri)
             if not dry_run:
-                tracking.check_reachable(record.tracking_uri)
                 if record.status == "RUNNING":
                     # The job ended without closing its record: it never finished.
                     record.status = "FAILED"
-                tracking.publish(record)
+                try:
+                    tracking.check_reachable(record.tracking_uri)
+                    tracking.publish(record)
+                except Exception as error:
+                    # One record that cannot be published must not block the others.
+                    record.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             handled.append(record)
     return handled
 
@@ -55,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     verb = "would publish" if args.dry_run else "published"
+    failed = 0
     for record in handled:
         metric_points = sum(len(points) for points in record.metrics.values())
+        error = getattr(record, "error", None)
+        if error:
+            failed += 1
+            print(f"{PROG}: error: could not publish {record.folder}: {error}", file=sys.stderr)
+            continue
         print(
-            f"{verb} {record.run_name!r} ({record.status}, {metric_points} metric points) -> {record.tracking_uri} run {record.run_id}"
+            f"{verb} {record.run_name!r} ({record.status}, {metric_points} metric points) "
+            f"-> {record.tracking_uri} run {record.run_id}"
         )
     if not handled:
         print("nothing to sync: every run under the given folders is already in its store")
-    return 0
+    return 1 if failed else 0

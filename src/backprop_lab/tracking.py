@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -107,8 +106,18 @@ def artifact_location(uri: str, experiment_name: str) -> str | None:
     return (database.parent / "mlartifacts" / slug).as_uri()
 
 
+# Stores MLflow can use directly: an HTTP(S) tracking server or a SQLAlchemy database.
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast, before any training, when the tracking store cannot be used."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("http", "https", *_DATABASE_SCHEMES):
+        raise BackpropLabError(
+            f"tracking.uri={uri} is not a store backprop-lab can use: give sqlite:///ABSOLUTE/PATH.db, "
+            "a database URI (postgresql+psycopg2://...) or a tracking server (http://HOST:PORT)"
+        )
     if is_remote(uri):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as reply:
@@ -122,8 +131,10 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             ) from None
     elif uri.startswith("sqlite:///"):
         database = Path(uri[len("sqlite:///") :])
+        # Create the store's own folder, but not a chain of them: a typo should not make
+        # /nonexistent/dir appear.
         try:
-            database.parent.mkdir(parents=True, exist_ok=True)
+            database.parent.mkdir(exist_ok=True)
         except OSError as error:
             raise BackpropLabError(
                 f"tracking.uri={uri}: cannot create folder {database.parent} ({error.strerror})"
@@ -463,6 +474,15 @@ class MultirunTrackingCallback(_HydraCallback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         self._close_if_running(None)
+        with contextlib.suppress(Exception):
+            status = client(self._uri).get_run(self._run_id).info.status
+            where = (
+                f"open {self._uri}"
+                if is_remote(self._uri)
+                else f"mlflow ui --backend-store-uri {self._uri}"
+            )
+            print(f"multirun parent run {self._run_id} ({status}); its jobs are its child runs")
+            print(f"MLflow UI: {where}")
 
     def _close_if_running(self, status: str | None) -> None:
         with contextlib.suppress(Exception):
@@ -477,8 +497,3 @@ class MultirunTrackingCallback(_HydraCallback):
                 failed = any(child.info.status in ("FAILED", "KILLED") for child in children)
                 status = "FAILED" if failed else "FINISHED"
             mlflow_client.set_terminated(self._run_id, status=status)
-
-
-def copy_into(folder: Path, source: Path, name: str | None = None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, folder / (name or source.name))
