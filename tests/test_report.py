@@ -225,7 +225,7 @@ def test_only_the_latest_top_level_run_is_reported(store, built):
     markdown, page = _texts(built, "xor_mlp")
     assert store.latest.run_id in markdown
     assert store.older.run_id not in markdown and store.older.run_id not in page
-    assert "1 older top-level run of this experiment was ignored" in markdown
+    assert "1 other top-level run of this experiment was not used" in markdown
 
 
 def test_grid_table_matches_the_logged_grid(store, built, tmp_path):
@@ -466,3 +466,43 @@ def test_every_figure_loads_in_headless_chromium(built, tmp_path):
         loaded, total = int(match.group(1)), int(match.group(2))
         assert total == page.count("<img ") > 0
         assert loaded == total, f"{name}: only {loaded} of {total} figures loaded"
+
+
+def test_run_picks_an_older_sweep_to_report_on(store, tmp_path, capsys):
+    out = tmp_path / "older"
+    code = report.main(
+        [
+            "--tracking-uri",
+            store.uri,
+            "--out",
+            str(out),
+            "--experiment",
+            "xor_mlp",
+            "--run",
+            store.older.run_id,
+        ]
+    )
+    assert code == 0
+    markdown = (out / "xor_mlp" / "report" / "report.md").read_text()
+    assert store.older.run_id in markdown and store.latest.run_id not in markdown
+    capsys.readouterr()
+    assert (
+        report.main(["--tracking-uri", store.uri, "--out", str(out), "--run", store.older.run_id])
+        == 2
+    )
+    assert "needs exactly one --experiment" in capsys.readouterr().err
+    assert (
+        report.main(
+            [
+                "--tracking-uri",
+                store.uri,
+                "--out",
+                str(out),
+                "--experiment",
+                "xor_mlp",
+                "--run",
+                "nope",
+            ]
+        )
+        == 2
+    )

@@ -397,8 +397,9 @@ def _all_runs(mlflow_client, experiment_id: str) -> list:
             return runs
 
 
-def select_runs(mlflow_client, experiment) -> Selection | None:
-    """The most recent top-level run of ``experiment`` and all its descendants (None: no runs)."""
+def select_runs(mlflow_client, experiment, run_id: str | None = None) -> Selection | None:
+    """The most recent top-level run of ``experiment`` (or the one holding ``run_id``) and all
+    its descendants (None: no runs)."""
     runs = _all_runs(mlflow_client, experiment.experiment_id)
     known = {run.info.run_id for run in runs}
     # A run whose parent is gone (deleted) counts as top-level.
@@ -407,6 +408,14 @@ def select_runs(mlflow_client, experiment) -> Selection | None:
         return None
     top_level.sort(key=_run_order)
     top = top_level[-1]
+    if run_id is not None:
+        by_id = {run.info.run_id: run for run in runs}
+        if run_id not in by_id:
+            raise BackpropLabError(f"experiment {experiment.name!r} has no run {run_id!r}")
+        top = by_id[run_id]
+        # A child stands for its whole sweep: report from its top-level run.
+        while top.data.tags.get(PARENT_TAG) in known:
+            top = by_id[top.data.tags[PARENT_TAG]]
     children: dict[str, list] = {}
     for run in runs:
         parent = run.data.tags.get(PARENT_TAG)
@@ -1355,9 +1364,10 @@ def build_blocks(
         )
     older = selection.ignored_top_level
     notes.append(
-        f"{older} older top-level run{'s' if older != 1 else ''} of this experiment {'were' if older != 1 else 'was'} ignored."
+        f"{older} other top-level run{'s' if older != 1 else ''} of this experiment {'were' if older != 1 else 'was'} not used "
+        "(bplab-report --experiment NAME --run RUN_ID reports on another)."
         if older
-        else "This experiment has no older top-level runs."
+        else "This experiment has no other top-level runs."
     )
     for job in jobs:
         for problem in job.problems:
@@ -1713,6 +1723,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URI",
         help="the MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///<project root>/mlflow.db)",
     )
+    parser.add_argument(
+        "--run",
+        default=None,
+        metavar="RUN_ID",
+        help="report on this run's sweep instead of the latest one (needs exactly one --experiment)",
+    )
     return parser
 
 
@@ -1759,6 +1775,8 @@ def main(argv: list[str] | None = None) -> int:
         mlflow_client, experiments = _open_store(uri)
         wanted = list(dict.fromkeys(args.experiment)) if args.experiment else sorted(experiments)
         unknown = [name for name in wanted if name not in experiments]
+        if args.run and len(args.experiment or []) != 1:
+            raise BackpropLabError("--run RUN_ID needs exactly one --experiment NAME")
         if unknown:
             raise BackpropLabError(
                 f"no experiment with runs called {', '.join(repr(n) for n in unknown)} in {uri}; "
@@ -1784,7 +1802,11 @@ def main(argv: list[str] | None = None) -> int:
     with bar:
         task = bar.add_task("reports", total=len(wanted))
         for name in _study_order(wanted):
-            selection = select_runs(mlflow_client, experiments[name])
+            try:
+                selection = select_runs(mlflow_client, experiments[name], args.run)
+            except BackpropLabError as error:
+                print(f"{PROG}: error: {error}", file=sys.stderr)
+                return 2
             if selection is None:
                 continue
             report = build_experiment_report(
