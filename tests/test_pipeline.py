@@ -676,3 +676,25 @@ def test_a_single_run_logs_epochs_to_target_only_when_reached(compose, store, tm
     metrics = MlflowClient(store).get_run(summary.run_id).data.metrics
     assert metrics["reached_target"] == 0.0
     assert "epochs_to_target" not in metrics
+
+
+def test_the_console_summary_of_a_grid_names_its_best_rate(grid):
+    line = pipeline.format_summary(grid.summary)
+    assert f"{grid.summary.cells} cells" in line
+    rates = grid.npz["learning_rates"]
+    assert grid.summary.best_learning_rate in rates.tolist()
+    success = grid.npz["solved"].mean(axis=1)
+    assert grid.summary.best_solved_fraction == success.max()
+    assert f"best lr {grid.summary.best_learning_rate:.4g}" in line
+    assert grid.summary.run_id in line
+
+
+def test_the_console_summary_escapes_markup_in_run_names():
+    summary = pipeline.RunSummary(
+        "abc", "[/x] [bold]name", "e", "sqlite:///x.db", "single", 0.5, 1.0, "FINISHED", ""
+    )
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(pipeline.format_summary(summary))
+    assert "[/x] [bold]name" in console.export_text()

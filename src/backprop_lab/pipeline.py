@@ -547,7 +547,7 @@ def execute(
             trained = train_job(job._replace(spec=spec), int(cfg.seed))
         record.add_scalar("train_seconds", time.perf_counter() - started)
         if grid:
-            final_loss, final_accuracy, solved_fraction = _record_grid(
+            final_loss, final_accuracy, (solved_fraction, best_rate, best_solved) = _record_grid(
                 record, cfg, trained, overrides
             )
             diverged_epoch = 0
@@ -560,6 +560,7 @@ def execute(
             solved_fraction = float(
                 solved(cfg, final_accuracy, final_loss, int(trained.diverged_epoch))
             )
+            best_rate, best_solved = float(rates[0]), solved_fraction
             diverged_epoch = int(trained.diverged_epoch)
         record.status = "FINISHED"
         record.save()
@@ -617,6 +618,8 @@ def execute(
         cells=cells,
         solved_fraction=solved_fraction,
         diverged_epoch=diverged_epoch,
+        best_learning_rate=best_rate,
+        best_solved_fraction=best_solved,
     )
 
 
