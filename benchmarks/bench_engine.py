@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.data import logic_gate
-from backprop_lab.model import Architecture, init_params
-from backprop_lab.train import TrainSpec, make_train, single_network_spec, to_device_data
+from backprop_lab.core.data import logic_gate
+from backprop_lab.core.model import Architecture, init_params
+from backprop_lab.core.train import TrainSpec, make_train, single_network_spec, to_device_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import numpy_online_sgd  # noqa: E402

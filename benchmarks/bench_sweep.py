@@ -47,10 +47,10 @@ def main() -> int:
 
     import jax
 
-    from backprop_lab.data import make_dataset
-    from backprop_lab.model import Architecture, init_params
-    from backprop_lab.sweep import log_spaced, seed_keys, train_grid
-    from backprop_lab.train import TrainSpec, to_device_data, train_network
+    from backprop_lab.core.data import make_dataset
+    from backprop_lab.core.model import Architecture, init_params
+    from backprop_lab.core.sweep import log_spaced, seed_keys, train_grid
+    from backprop_lab.core.train import TrainSpec, to_device_data, train_network
 
     dataset = make_dataset("xor")
     data = to_device_data(dataset)

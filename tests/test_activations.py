@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import reference_numpy as ref
 
-from backprop_lab.activations import (
+from backprop_lab.core.activations import (
     ACTIVATION_NAMES,
     get_activation,
     threshold,

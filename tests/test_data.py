@@ -5,7 +5,7 @@ import operator
 import numpy as np
 import pytest
 
-from backprop_lab.data import (
+from backprop_lab.core.data import (
     DATASET_NAMES,
     PLAYGROUND_SETS,
     Dataset,

@@ -1,4 +1,4 @@
-"""Tests for backprop_lab.explain: the article's worked example, step by step.
+"""Tests for backprop_lab.core.explain: the article's worked example, step by step.
 
 The reference figures are the article's published four-decimal values (SEED-NOTES §1, §4–5)
 and a hand-written NumPy backprop, both independent of JAX.
@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from backprop_lab import explain
-from backprop_lab.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
+from backprop_lab.core import explain
+from backprop_lab.core.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.model import Architecture, init_params
+from backprop_lab.core.model import Architecture, init_params
 
 # The article rounds intermediates to four decimals, so its figures agree to about 1e-4.
 TOL = 1e-4

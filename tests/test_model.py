@@ -10,8 +10,8 @@ import reference_numpy as ref
 from jax.test_util import check_grads
 
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.losses import get_loss
-from backprop_lab.model import (
+from backprop_lab.core.losses import get_loss
+from backprop_lab.core.model import (
     Architecture,
     count_parameters,
     forward,

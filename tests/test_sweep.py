@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from backprop_lab.data import make_dataset
-from backprop_lab.model import Architecture, init_params
-from backprop_lab.sweep import cell, epochs_to_target, log_spaced, seed_keys, train_grid
-from backprop_lab.train import TrainSpec, to_device_data, train_network
+from backprop_lab.core.data import make_dataset
+from backprop_lab.core.model import Architecture, init_params
+from backprop_lab.core.sweep import cell, epochs_to_target, log_spaced, seed_keys, train_grid
+from backprop_lab.core.train import TrainSpec, to_device_data, train_network
 
 XOR = to_device_data(make_dataset("xor"))
 ARCH = Architecture((2, 2, 1), "sigmoid", "sigmoid")
@@ -83,10 +83,10 @@ def test_a_diverging_cell_leaves_the_others_alone():
 SHARD_SCRIPT = textwrap.dedent(
     """
     import json, jax, numpy as np
-    from backprop_lab.data import make_dataset
-    from backprop_lab.model import Architecture, init_params
-    from backprop_lab.sweep import train_grid
-    from backprop_lab.train import TrainSpec, to_device_data
+    from backprop_lab.core.data import make_dataset
+    from backprop_lab.core.model import Architecture, init_params
+    from backprop_lab.core.sweep import train_grid
+    from backprop_lab.core.train import TrainSpec, to_device_data
     arch = Architecture((2, 2, 1))
     spec = TrainSpec(arch, epochs=100, batching="shuffled")
     init = lambda key: init_params(key, arch)

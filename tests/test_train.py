@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import reference_numpy as ref
 
-from backprop_lab.data import homework, logic_gate, playground
+from backprop_lab.core.data import homework, logic_gate, playground
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.model import (
+from backprop_lab.core.model import (
     Architecture,
     forward,
     init_params,
     layer_activations,
     params_from_lists,
 )
-from backprop_lab.train import (
+from backprop_lab.core.train import (
     Data,
     TrainSpec,
     make_train,
@@ -501,9 +501,9 @@ def test_same_spec_and_seed_give_identical_bits():
 _SUBPROCESS_RUN = textwrap.dedent(
     """
     import jax, numpy as np
-    from backprop_lab.data import logic_gate
-    from backprop_lab.model import Architecture, init_params
-    from backprop_lab.train import TrainSpec, to_device_data, train_network
+    from backprop_lab.core.data import logic_gate
+    from backprop_lab.core.model import Architecture, init_params
+    from backprop_lab.core.train import TrainSpec, to_device_data, train_network
     architecture = Architecture((2, 4, 1), "tanh", "sigmoid")
     spec = TrainSpec(architecture, optimizer="momentum", epochs=200, batching="shuffled")
     params = init_params(jax.random.PRNGKey(7), architecture, "glorot_normal")

@@ -225,7 +225,7 @@ def _exit_now(status: int) -> None:
 
 def explain_main() -> None:
     """``bplab-explain``: one sample, one step of backprop, as tables."""
-    from backprop_lab import explain
+    from backprop_lab.core import explain
 
     sys.exit(explain.main())
 

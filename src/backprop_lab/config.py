@@ -17,13 +17,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from backprop_lab.activations import ACTIVATION_NAMES
-from backprop_lab.data import DATASET_NAMES, Dataset, make_dataset
+from backprop_lab.core.activations import ACTIVATION_NAMES
+from backprop_lab.core.data import DATASET_NAMES, Dataset, make_dataset
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.losses import LOSSES
-from backprop_lab.model import INIT_SCHEMES, Architecture
-from backprop_lab.optim import OPTIMIZER_NAMES
-from backprop_lab.train import BATCHING_MODES, TRAINING_METHODS, TrainSpec
+from backprop_lab.core.losses import LOSSES
+from backprop_lab.core.model import INIT_SCHEMES, Architecture
+from backprop_lab.core.optim import OPTIMIZER_NAMES
+from backprop_lab.core.train import BATCHING_MODES, TRAINING_METHODS, TrainSpec
 
 
 @dataclass
@@ -119,6 +119,19 @@ class SweepConfig:
 
 
 @dataclass
+class ReportConfig:
+    """What a study wants ``bplab-report`` to say about itself (kept in its preset)."""
+
+    # What one job of a multirun is called in the findings ("architecture", "arm", ...).
+    job_noun: str = "job"
+    # The finding the index shows: "comparison" (across jobs, when there is one), "regimes"
+    # (the too-small/too-large learning-rate ranges) or "first".
+    headline: str = "comparison"
+    # Position in the index of reports; ties are sorted by name.
+    order: int = 100
+
+
+@dataclass
 class Config:
     name: str = "default"
     description: str = ""
@@ -131,6 +144,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register_configs() -> None:
@@ -199,7 +213,7 @@ def sweep_seeds(cfg: DictConfig) -> list[int] | None:
 
 def sweep_learning_rates(cfg: DictConfig) -> list[float] | None:
     """The grid's learning rates, or None when the config defines no grid."""
-    from backprop_lab.sweep import log_spaced
+    from backprop_lab.core.sweep import log_spaced
 
     sweep = cfg.sweep
     if sweep.learning_rates is not None and sweep.log_space is not None:
@@ -313,6 +327,7 @@ def validate(cfg: DictConfig) -> None:
         _fail("tracking.max_curve_points", cfg.tracking.max_curve_points, "must be at least 2")
     sweep_learning_rates(cfg)
     sweep_seeds(cfg)
+    _choice("report.headline", cfg.report.headline, ("comparison", "regimes", "first"))
     if cfg.loss.name == "bce" and model.output_activation not in ("sigmoid", "hard_sigmoid"):
         _fail(
             "model.output_activation",

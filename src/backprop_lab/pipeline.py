@@ -35,11 +35,11 @@ from backprop_lab.config import (
     to_container,
     validate,
 )
-from backprop_lab.data import Dataset, check_fits, fingerprint
+from backprop_lab.core.data import Dataset, check_fits, fingerprint
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.model import Architecture
+from backprop_lab.core.model import Architecture
 from backprop_lab.tracking import TAG_PREFIX, RunRecord
-from backprop_lab.train import TrainSpec
+from backprop_lab.core.train import TrainSpec
 
 # Show a progress bar when a job trains more sample-updates than this (about a second).
 _PROGRESS_MIN_UPDATES = 30_000_000
@@ -85,7 +85,7 @@ def _initial_params_fn(cfg: DictConfig, architecture):
     """``key -> params``: explicit numbers from the config, or a seeded random draw."""
     import jax.numpy as jnp
 
-    from backprop_lab.model import init_params, params_from_lists
+    from backprop_lab.core.model import init_params, params_from_lists
 
     model = cfg.model
     if model.initial_weights is not None:
@@ -108,7 +108,7 @@ class _Progress:
         self.label = label
 
     def __enter__(self):
-        from backprop_lab import train as train_module
+        from backprop_lab.core import train as train_module
 
         if not self.enabled:
             return self
@@ -136,7 +136,7 @@ class _Progress:
         return self
 
     def __exit__(self, *exc):
-        from backprop_lab import train as train_module
+        from backprop_lab.core import train as train_module
 
         if self.enabled:
             train_module.progress_hook = None
@@ -176,7 +176,7 @@ def _history_table(history) -> dict[str, np.ndarray]:
 
 def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, float]:
     """Put a single run's per-epoch curves and summary numbers into its record."""
-    from backprop_lab.sweep import epochs_to_target
+    from backprop_lab.core.sweep import epochs_to_target
 
     # Every epoch goes to MLflow up to tracking.max_logged_epochs; a longer run logs that many
     # evenly spaced epochs (first and last included) and keeps every epoch in history.csv.
@@ -205,7 +205,7 @@ def _record_metrics(record: RunRecord, cfg, result, history) -> tuple[float, flo
 def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dataset) -> None:
     """Write a single run's weights, history table and figures into its record."""
     from backprop_lab import plots
-    from backprop_lab.model import params_to_arrays, params_to_dict
+    from backprop_lab.core.model import params_to_arrays, params_to_dict
 
     diverged_epoch = int(result.diverged_epoch)
     folder = record.artifact_dir
@@ -229,7 +229,7 @@ def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dat
 
 def _record_grid(record: RunRecord, cfg, grid, command_overrides):
     from backprop_lab import plots
-    from backprop_lab.sweep import best_rate_index, epochs_to_target
+    from backprop_lab.core.sweep import best_rate_index, epochs_to_target
 
     result = grid.result
     history = _history_table(result.history)
@@ -373,7 +373,7 @@ def prepare(cfg: DictConfig) -> Job:
 
     Every bad input raises :class:`BackpropLabError` here, before anything is recorded.
     """
-    from backprop_lab.train import validate_spec
+    from backprop_lab.core.train import validate_spec
 
     validate(cfg)
     set_precision(cfg.training.precision)
@@ -402,8 +402,8 @@ def _single_program(spec: TrainSpec, init_fn: Callable):
     """One compiled program from seed to trained network: key derivation, init and training."""
     import jax
 
-    from backprop_lab.sweep import seed_keys
-    from backprop_lab.train import make_train
+    from backprop_lab.core.sweep import seed_keys
+    from backprop_lab.core.train import make_train
 
     train = make_train(spec)
 
@@ -422,8 +422,8 @@ def train_job(job: Job, seed: int):
     import jax
     import jax.numpy as jnp
 
-    from backprop_lab.sweep import train_grid
-    from backprop_lab.train import single_network_spec, to_device_data
+    from backprop_lab.core.sweep import train_grid
+    from backprop_lab.core.train import single_network_spec, to_device_data
 
     data = to_device_data(job.dataset)
     if job.grid:

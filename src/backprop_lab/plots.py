@@ -148,7 +148,7 @@ def network_decision_boundary(
     """:func:`decision_boundary` of a trained 2-input, 1-output network, with its hidden lines."""
     import jax
 
-    from backprop_lab.model import forward, layer_activations
+    from backprop_lab.core.model import forward, layer_activations
 
     activations = layer_activations(architecture)
     predict = jax.jit(lambda points: forward(params, points, activations)[:, 0])

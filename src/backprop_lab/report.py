@@ -661,7 +661,7 @@ def grid_rows(grid: dict[str, np.ndarray]) -> list[RateRow]:
 
 def best_rate_index(rows: Sequence[RateRow]) -> int:
     """The rate with the highest success; ties go to the lower median final loss, then the lower rate."""
-    from backprop_lab.sweep import best_rate_index as best_row
+    from backprop_lab.core.sweep import best_rate_index as best_row
 
     return best_row(
         np.array([row.solved / row.cells for row in rows]),
@@ -700,7 +700,7 @@ def _params_of(arrays: dict[str, np.ndarray], num_layers: int, index: tuple = ()
     """Model params from ``layer{i}_weights``/``layer{i}_biases`` arrays (one cell of a grid)."""
     import jax.numpy as jnp
 
-    from backprop_lab.model import Layer
+    from backprop_lab.core.model import Layer
 
     layers = []
     for i in range(num_layers):
@@ -893,7 +893,7 @@ def grid_table(job: Job) -> Table:
 
 def _single_epochs_to_target(job: Job) -> float:
     """First epoch at or below the target loss (0 if never), from the run's full history."""
-    from backprop_lab.sweep import epochs_to_target
+    from backprop_lab.core.sweep import epochs_to_target
 
     if job.cfg is None:
         return float("nan")
@@ -1135,8 +1135,8 @@ def worked_example(job: Job) -> tuple[list[Block], list[str]]:
     """
     from omegaconf import OmegaConf
 
-    from backprop_lab.explain import explain_step, input_names, unit_names
-    from backprop_lab.model import params_from_lists
+    from backprop_lab.core.explain import explain_step, input_names, unit_names
+    from backprop_lab.core.model import params_from_lists
 
     cfg, architecture = job.cfg, job.architecture
     params = params_from_lists(
@@ -1159,7 +1159,7 @@ def worked_example(job: Job) -> tuple[list[Block], list[str]]:
     blocks: list[Block] = [
         Heading(2, "Worked example: the first gradient step", "worked-example"),
         Paragraph(
-            f"Recomputed with the chain rule (backprop_lab.explain) from the run's logged initial weights, "
+            f"Recomputed with the chain rule (backprop_lab.core.explain) from the run's logged initial weights, "
             f"learning rate η = {fmt_value(rate)}, loss {cfg.loss.name} and first training sample "
             f"x = {sample}, y = {targets}. Loss before the step: {fmt_number(step.loss)}."
         ),

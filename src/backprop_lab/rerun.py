@@ -72,8 +72,8 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     from omegaconf import OmegaConf
 
     from backprop_lab import tracking
-    from backprop_lab.data import fingerprint
-    from backprop_lab.model import params_to_arrays
+    from backprop_lab.core.data import fingerprint
+    from backprop_lab.core.model import params_to_arrays
     from backprop_lab.pipeline import prepare, train_job
 
     uri = tracking.resolve_tracking_uri(tracking_uri)

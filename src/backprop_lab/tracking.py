@@ -257,7 +257,7 @@ def config_hash(container: Mapping[str, Any]) -> str:
     relevant = {
         key: value
         for key, value in container.items()
-        if key not in ("tracking", "resume", "description")
+        if key not in ("tracking", "resume", "description", "report")
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[
         :16

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.activations import Activation, get_activation
+from backprop_lab.core.activations import Activation, get_activation
 from backprop_lab.errors import BackpropLabError
 
 

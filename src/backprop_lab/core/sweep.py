@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from backprop_lab.model import Params
-from backprop_lab.train import Data, TrainResult, TrainSpec, make_train
+from backprop_lab.core.model import Params
+from backprop_lab.core.train import Data, TrainResult, TrainSpec, make_train
 
 
 class GridResult(NamedTuple):

@@ -5,7 +5,7 @@
 every sample — is a ``lax.scan`` over epochs around a ``lax.scan`` over batches, so it
 compiles once whatever the number of epochs (purejaxrl's design). The learning rate and the
 PRNG key are traced arguments, so ``jax.vmap(train)`` trains a grid of rates and seeds as one
-program (see :mod:`backprop_lab.sweep`).
+program (see :mod:`backprop_lab.core.sweep`).
 
 Three ways to compute the update direction:
 
@@ -26,15 +26,15 @@ import numpy as np
 import optax
 
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.losses import accuracy, epoch_metrics, get_loss
-from backprop_lab.model import (
+from backprop_lab.core.losses import accuracy, epoch_metrics, get_loss
+from backprop_lab.core.model import (
     Architecture,
     Params,
     forward,
     layer_activations,
     validate_architecture,
 )
-from backprop_lab.optim import make_optimizer
+from backprop_lab.core.optim import make_optimizer
 
 BATCHING_MODES: tuple[str, ...] = ("online", "shuffled", "minibatch", "full")
 TRAINING_METHODS: tuple[str, ...] = ("backprop", "ste", "perceptron")
@@ -312,7 +312,7 @@ def _jitted_train(spec: TrainSpec):
 
 
 def to_device_data(dataset, dtype=None) -> Data:
-    """Turn a :class:`backprop_lab.data.Dataset` into the arrays :func:`make_train` takes."""
+    """Turn a :class:`backprop_lab.core.data.Dataset` into the arrays :func:`make_train` takes."""
     dtype = dtype or jnp.asarray(0.0).dtype
     as_array = lambda a: None if a is None else jnp.asarray(np.asarray(a), dtype=dtype)  # noqa: E731
     if dataset.has_test:

@@ -30,11 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.activations import Activation
-from backprop_lab.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
+from backprop_lab.core.activations import Activation
+from backprop_lab.core.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.losses import get_loss
-from backprop_lab.model import (
+from backprop_lab.core.losses import get_loss
+from backprop_lab.core.model import (
     Architecture,
     Params,
     forward_trace,
@@ -227,11 +227,11 @@ def explain_step(
 
     Args:
       architecture: the network's shape and activations.
-      params: its current weights (see :func:`backprop_lab.model.params_from_lists`).
+      params: its current weights (see :func:`backprop_lab.core.model.params_from_lists`).
       x: the sample's inputs, one per input unit.
       y: its targets, one per output unit.
       learning_rate: the step size η of ``w ← w − η·∂E/∂w``.
-      loss: a loss name of :func:`backprop_lab.losses.get_loss`; the article's is ``half_sse``.
+      loss: a loss name of :func:`backprop_lab.core.losses.get_loss`; the article's is ``half_sse``.
 
     Returns:
       A :class:`StepExplanation`. Its ``agrees`` is False when any chain-rule product differs

@@ -1,0 +1,293 @@
+"""Statistics of trained runs and grids, in plain NumPy: one place for each rule.
+
+The pipeline's MLflow aggregates, the console summary, ``bplab-report`` and the explorer all
+call these functions, so "solved", "improved", "epochs to target" and "the best learning rate"
+mean the same thing everywhere.
+
+Conventions: a curve's last axis is epochs (1-based when reported); a diverged cell's curve is
+NaN from the epoch it diverged; a grid's arrays have leading axes ``(rates, seeds)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+
+class SuccessRule(NamedTuple):
+    """When a run counts as solved.
+
+    ``success_accuracy``: the final training accuracy it must reach. ``target_loss``: the loss
+    that "epochs to target" counts down to. ``requires_target_loss``: also require the final
+    loss to reach ``target_loss`` ("converged within the budget"), not only the accuracy.
+    """
+
+    success_accuracy: float = 1.0
+    target_loss: float = 0.01
+    requires_target_loss: bool = False
+
+
+def epochs_to_target(loss_history, target_loss: float) -> np.ndarray:
+    """First epoch (1-based) whose loss is at or below ``target_loss``; 0 where never reached.
+
+    Works on any leading axes; the last axis is epochs. NaN (a diverged epoch) never counts.
+    """
+    reached = np.nan_to_num(np.asarray(loss_history, dtype=float), nan=np.inf) <= target_loss
+    first = np.argmax(reached, axis=-1) + 1
+    return np.where(reached.any(axis=-1), first, 0)
+
+
+def solved(rule: SuccessRule, final_accuracy, final_loss, diverged_epoch) -> np.ndarray:
+    """Whether runs count as solved: accuracy (and, if asked, loss) reached, not diverged.
+
+    Elementwise, so a grid's cells are judged in one call.
+    """
+    accuracy = np.nan_to_num(np.asarray(final_accuracy, dtype=float), nan=0.0)
+    loss = np.nan_to_num(np.asarray(final_loss, dtype=float), nan=np.inf)
+    ok = (accuracy >= rule.success_accuracy) & (np.asarray(diverged_epoch) == 0)
+    if rule.requires_target_loss:
+        ok = ok & (loss <= rule.target_loss)
+    return ok
+
+
+def improved(final_loss, initial_loss) -> np.ndarray:
+    """The final loss is below the loss before training (a run that never moves has not)."""
+    final = np.nan_to_num(np.asarray(final_loss, dtype=float), nan=np.inf)
+    return final < np.asarray(initial_loss, dtype=float)
+
+
+def _finite(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values)]
+
+
+def finite_median(values) -> float:
+    """Median of the finite values; NaN when there are none."""
+    finite = _finite(values)
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def finite_mean(values) -> float:
+    finite = _finite(values)
+    return float(np.mean(finite)) if finite.size else math.nan
+
+
+def finite_std(values) -> float:
+    finite = _finite(values)
+    return float(np.std(finite)) if finite.size else math.nan
+
+
+def finite_max(values) -> float:
+    finite = _finite(values)
+    return float(np.max(finite)) if finite.size else math.nan
+
+
+class CellOutcomes(NamedTuple):
+    """Per-cell verdicts of a grid, each of shape ``(rates, seeds)``."""
+
+    solved: np.ndarray
+    improved: np.ndarray
+    epochs_to_target: np.ndarray
+
+
+def cell_outcomes(
+    rule: SuccessRule, loss, accuracy, initial_loss, diverged_epoch
+) -> CellOutcomes:
+    """Judge every cell from its curves (``(..., epochs)``) and its loss before training."""
+    loss = np.asarray(loss, dtype=float)
+    final_accuracy = np.nan_to_num(np.asarray(accuracy, dtype=float)[..., -1], nan=0.0)
+    return CellOutcomes(
+        solved=solved(rule, final_accuracy, loss[..., -1], diverged_epoch),
+        improved=improved(loss[..., -1], initial_loss),
+        epochs_to_target=epochs_to_target(loss, rule.target_loss),
+    )
+
+
+class RateRow(NamedTuple):
+    """One learning rate of a grid, across its seeds."""
+
+    rate: float
+    cells: int
+    solved: int
+    improved: float
+    diverged: float
+    median_final_loss: float
+    mean_final_loss: float
+    std_final_loss: float
+    reached: int
+    median_epochs_to_target: float
+    median_accuracy: float
+    mean_accuracy: float
+    best_accuracy: float
+    best_accuracy_any_epoch: float
+    median_test_accuracy: float
+
+    @property
+    def success_rate(self) -> float:
+        return self.solved / self.cells if self.cells else math.nan
+
+    @property
+    def reached_fraction(self) -> float:
+        return self.reached / self.cells if self.cells else math.nan
+
+
+def rate_rows(grid: Mapping[str, np.ndarray]) -> list[RateRow]:
+    """Per learning rate: success, improvement, divergence, final loss and epochs to target.
+
+    ``grid`` holds the arrays of ``grid.npz``: ``learning_rates``, ``loss``, ``accuracy``,
+    ``solved``, ``improved``, ``diverged_epoch``, ``epochs_to_target`` and, when there is a
+    test split, ``test_accuracy``.
+    """
+    finals = np.asarray(grid["loss"], dtype=float)[..., -1]
+    accuracy_curves = np.asarray(grid["accuracy"], dtype=float)
+    accuracy = accuracy_curves[..., -1]
+    test = grid.get("test_accuracy")
+    test_accuracy = (
+        np.asarray(test, dtype=float)[..., -1] if test is not None else np.full_like(accuracy, np.nan)
+    )
+    rows = []
+    for r, rate in enumerate(np.asarray(grid["learning_rates"])):
+        to_target = np.asarray(grid["epochs_to_target"][r])
+        reached = to_target[to_target > 0]
+        rows.append(
+            RateRow(
+                rate=float(rate),
+                cells=int(finals.shape[1]),
+                solved=int(np.asarray(grid["solved"][r]).sum()),
+                improved=float(np.asarray(grid["improved"][r]).mean()),
+                diverged=float((np.asarray(grid["diverged_epoch"][r]) > 0).mean()),
+                median_final_loss=finite_median(finals[r]),
+                mean_final_loss=finite_mean(finals[r]),
+                std_final_loss=finite_std(finals[r]),
+                reached=int(reached.size),
+                median_epochs_to_target=float(np.median(reached)) if reached.size else math.nan,
+                median_accuracy=finite_median(accuracy[r]),
+                mean_accuracy=finite_mean(accuracy[r]),
+                best_accuracy=finite_max(accuracy[r]),
+                best_accuracy_any_epoch=finite_max(accuracy_curves[r]),
+                median_test_accuracy=finite_median(test_accuracy[r]),
+            )
+        )
+    return rows
+
+
+def best_rate_index(rows: Sequence[RateRow]) -> int:
+    """The row with the highest success rate; ties go to the lower median final loss (NaN
+    counts as worst), then to the lower learning rate (the earlier row)."""
+
+    def key(index: int):
+        loss = rows[index].median_final_loss
+        return (-rows[index].success_rate, loss if math.isfinite(loss) else math.inf, index)
+
+    return min(range(len(rows)), key=key)
+
+
+def zero_success_ends(rows: Sequence[RateRow]) -> tuple[int | None, int | None]:
+    """``(low, high)``: the highest row below the best rate from which every lower rate solved
+    nothing, and the lowest row above it from which every higher rate solved nothing.
+
+    These are the "too small" and "too large" regimes of SEED-NOTES §3; either may be None.
+    """
+    success = [row.success_rate for row in rows]
+    best = best_rate_index(rows)
+    if not rows or success[best] == 0:
+        return None, None
+    low = max((i for i in range(best) if all(s == 0 for s in success[: i + 1])), default=None)
+    high = min(
+        (i for i in range(best + 1, len(rows)) if all(s == 0 for s in success[i:])), default=None
+    )
+    return low, high
+
+
+class GridSummary(NamedTuple):
+    """What a whole grid comes to: the console line and the grid run's MLflow scalars."""
+
+    cells: int
+    success_rate: float
+    improved_fraction: float
+    diverged_fraction: float
+    median_final_loss: float
+    mean_final_accuracy: float
+    best_row: int
+    best_learning_rate: float
+    best_success_rate: float
+
+
+def grid_summary(grid: Mapping[str, np.ndarray], rows: Sequence[RateRow] | None = None) -> GridSummary:
+    """Summarise a grid (the arrays of ``grid.npz``) across all its cells."""
+    rows = rate_rows(grid) if rows is None else rows
+    best = best_rate_index(rows)
+    losses = np.asarray(grid["loss"], dtype=float)
+    accuracy = np.nan_to_num(np.asarray(grid["accuracy"], dtype=float)[..., -1], nan=0.0)
+    return GridSummary(
+        cells=int(losses.shape[0] * losses.shape[1]),
+        success_rate=float(np.asarray(grid["solved"]).mean()),
+        improved_fraction=float(np.asarray(grid["improved"]).mean()),
+        diverged_fraction=float((np.asarray(grid["diverged_epoch"]) > 0).mean()),
+        median_final_loss=finite_median(losses[..., -1]),
+        mean_final_accuracy=float(np.mean(accuracy)),
+        best_row=best,
+        best_learning_rate=rows[best].rate,
+        best_success_rate=rows[best].success_rate,
+    )
+
+
+def seed_quantile_curves(curves) -> dict[str, np.ndarray]:
+    """Across seeds (axis 0 of ``(seeds, epochs)``): median, mean, 25th and 75th percentile.
+
+    NaN (diverged) values are skipped; an epoch where every seed diverged stays NaN.
+    """
+    curves = np.asarray(curves, dtype=float)
+    alive = np.isfinite(curves).any(axis=0)
+    safe = np.where(alive, curves, 0.0)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = {
+                "median": np.nanmedian(safe, axis=0),
+                "mean": np.nanmean(safe, axis=0),
+                "q25": np.nanpercentile(safe, 25, axis=0),
+                "q75": np.nanpercentile(safe, 75, axis=0),
+            }
+    return {name: np.where(alive, values, np.nan) for name, values in stats.items()}
+
+
+class RunSummary(NamedTuple):
+    """What one trained network comes to (see :func:`run_summary`)."""
+
+    epochs: int
+    initial_loss: float
+    final_loss: float
+    final_accuracy: float
+    solved: bool
+    improved: bool
+    diverged_epoch: int
+    epochs_to_target: int
+    epochs_loss_fell: int
+    lowest_loss_epoch: int
+
+
+def run_summary(
+    rule: SuccessRule, loss, accuracy, initial_loss: float, diverged_epoch: int
+) -> RunSummary:
+    """Summarise one run from its per-epoch loss and accuracy."""
+    loss = np.asarray(loss, dtype=float)
+    accuracy = np.asarray(accuracy, dtype=float)
+    previous = np.concatenate([[initial_loss], loss[:-1]])
+    return RunSummary(
+        epochs=int(loss.size),
+        initial_loss=float(initial_loss),
+        final_loss=float(loss[-1]),
+        final_accuracy=float(accuracy[-1]),
+        solved=bool(solved(rule, accuracy[-1], loss[-1], diverged_epoch)),
+        improved=bool(improved(loss[-1], initial_loss)),
+        diverged_epoch=int(diverged_epoch),
+        epochs_to_target=int(epochs_to_target(loss, rule.target_loss)),
+        epochs_loss_fell=int(np.sum(loss < previous)),
+        lowest_loss_epoch=int(np.nanargmin(loss)) + 1 if np.isfinite(loss).any() else 0,
+    )
