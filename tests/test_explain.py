@@ -14,8 +14,8 @@ import pytest
 
 from backprop_lab.core import explain
 from backprop_lab.core.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.model import Architecture, init_params
+from backprop_lab.errors import BackpropLabError
 
 # The article rounds intermediates to four decimals, so its figures agree to about 1e-4.
 TOL = 1e-4

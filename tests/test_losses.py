@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import reference_numpy as ref
 
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.losses import LOSSES, accuracy, get_loss
+from backprop_lab.errors import BackpropLabError
 
 RNG = np.random.default_rng(20240611)
 TARGETS = RNG.uniform(0.0, 1.0, size=(6, 3))

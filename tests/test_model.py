@@ -9,7 +9,6 @@ import pytest
 import reference_numpy as ref
 from jax.test_util import check_grads
 
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.losses import get_loss
 from backprop_lab.core.model import (
     Architecture,
@@ -24,6 +23,7 @@ from backprop_lab.core.model import (
     params_to_dict,
     validate_architecture,
 )
+from backprop_lab.errors import BackpropLabError
 
 # SEED-NOTES §4: the worked example's network, initial weights (one row per unit) and data.
 WORKED = Architecture((2, 2, 2), "sigmoid", "sigmoid")

@@ -16,7 +16,6 @@ import pytest
 import reference_numpy as ref
 
 from backprop_lab.core.data import homework, logic_gate, playground
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.model import (
     Architecture,
     forward,
@@ -32,6 +31,7 @@ from backprop_lab.core.train import (
     to_device_data,
     train_network,
 )
+from backprop_lab.errors import BackpropLabError
 
 WORKED = Architecture((2, 2, 2), "sigmoid", "sigmoid")
 WORKED_WEIGHTS = [[[0.1, -0.2], [0.3, 0.55]], [[0.37, 0.9], [-0.22, -0.12]]]

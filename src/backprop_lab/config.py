@@ -19,11 +19,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from backprop_lab.core.activations import ACTIVATION_NAMES
 from backprop_lab.core.data import DATASET_NAMES, Dataset, make_dataset
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.losses import LOSSES
 from backprop_lab.core.model import INIT_SCHEMES, Architecture
 from backprop_lab.core.optim import OPTIMIZER_NAMES
 from backprop_lab.core.train import BATCHING_MODES, TRAINING_METHODS, TrainSpec
+from backprop_lab.errors import BackpropLabError
 
 
 @dataclass

@@ -36,10 +36,10 @@ from backprop_lab.config import (
     validate,
 )
 from backprop_lab.core.data import Dataset, check_fits, fingerprint
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.model import Architecture
-from backprop_lab.tracking import TAG_PREFIX, RunRecord
 from backprop_lab.core.train import TrainSpec
+from backprop_lab.errors import BackpropLabError
+from backprop_lab.tracking import TAG_PREFIX, RunRecord
 
 # Show a progress bar when a job trains more sample-updates than this (about a second).
 _PROGRESS_MIN_UPDATES = 30_000_000

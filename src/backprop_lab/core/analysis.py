@@ -93,9 +93,7 @@ class CellOutcomes(NamedTuple):
     epochs_to_target: np.ndarray
 
 
-def cell_outcomes(
-    rule: SuccessRule, loss, accuracy, initial_loss, diverged_epoch
-) -> CellOutcomes:
+def cell_outcomes(rule: SuccessRule, loss, accuracy, initial_loss, diverged_epoch) -> CellOutcomes:
     """Judge every cell from its curves (``(..., epochs)``) and its loss before training."""
     loss = np.asarray(loss, dtype=float)
     final_accuracy = np.nan_to_num(np.asarray(accuracy, dtype=float)[..., -1], nan=0.0)
@@ -146,7 +144,9 @@ def rate_rows(grid: Mapping[str, np.ndarray]) -> list[RateRow]:
     accuracy = accuracy_curves[..., -1]
     test = grid.get("test_accuracy")
     test_accuracy = (
-        np.asarray(test, dtype=float)[..., -1] if test is not None else np.full_like(accuracy, np.nan)
+        np.asarray(test, dtype=float)[..., -1]
+        if test is not None
+        else np.full_like(accuracy, np.nan)
     )
     rows = []
     for r, rate in enumerate(np.asarray(grid["learning_rates"])):
@@ -216,7 +216,9 @@ class GridSummary(NamedTuple):
     best_success_rate: float
 
 
-def grid_summary(grid: Mapping[str, np.ndarray], rows: Sequence[RateRow] | None = None) -> GridSummary:
+def grid_summary(
+    grid: Mapping[str, np.ndarray], rows: Sequence[RateRow] | None = None
+) -> GridSummary:
     """Summarise a grid (the arrays of ``grid.npz``) across all its cells."""
     rows = rate_rows(grid) if rows is None else rows
     best = best_rate_index(rows)

@@ -32,7 +32,6 @@ import numpy as np
 
 from backprop_lab.core.activations import Activation
 from backprop_lab.core.data import HOMEWORK_INPUTS, HOMEWORK_TARGETS
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.losses import get_loss
 from backprop_lab.core.model import (
     Architecture,
@@ -42,6 +41,7 @@ from backprop_lab.core.model import (
     params_from_lists,
     validate_architecture,
 )
+from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-explain"
 

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from backprop_lab.errors import BackpropLabError
 from backprop_lab.core.losses import accuracy, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
@@ -35,6 +34,7 @@ from backprop_lab.core.model import (
     validate_architecture,
 )
 from backprop_lab.core.optim import make_optimizer
+from backprop_lab.errors import BackpropLabError
 
 BATCHING_MODES: tuple[str, ...] = ("online", "shuffled", "minibatch", "full")
 TRAINING_METHODS: tuple[str, ...] = ("backprop", "ste", "perceptron")

@@ -1,33 +1,16 @@
-"""Console entry points. Each is a few lines: the logic lives in importable modules.
+"""``bplab-train``: a Hydra app; any override, and ``-m`` multiruns.
 
-Bad input prints one line, ``<command>: error: <what was wrong>``, with no traceback, and exits
-with status 2.
+Every job of the command line is composed and validated before Hydra launches any, so a bad
+input gives one line, exit 2 and no run.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-# Quieter start-up: no C++ logs. MLflow's usage telemetry is off unless the user turns it on:
-# it cannot reach its server from closed lab networks and costs about a second at exit.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# MLflow's own INFO lines (creating tables, the experiment link) are noise in a CLI summary.
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+from backprop_lab.cli.common import exit_now, fail, quiet_libraries
 
-
-def _fail(command: str, message: str, status: int = 2):
-    print(f"{command}: error: {message}", file=sys.stderr)
-    sys.exit(status)
-
-
-def _quiet_libraries() -> None:
-    """Hydra sets the root logger to INFO; keep the libraries' start-up chatter out of it."""
-    import logging
-
-    for name in ("jax", "jax._src.xla_bridge", "mlflow", "alembic", "matplotlib", "absl"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+PROG = "bplab-train"
 
 
 def _train_task(cfg) -> float | None:
@@ -38,7 +21,7 @@ def _train_task(cfg) -> float | None:
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.pipeline import execute, format_summary, ui_command
 
-    _quiet_libraries()
+    quiet_libraries()
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
@@ -58,7 +41,7 @@ def _train_task(cfg) -> float | None:
             console=console,
         )
     except BackpropLabError as error:
-        _fail("bplab-train", str(error))
+        fail(PROG, str(error))
     prefix = f"[{hydra_config.job.num}] " if multirun else ""
     console.print(prefix + format_summary(summary))
     if not multirun:
@@ -183,12 +166,12 @@ def check_before_launch(argv: list[str]) -> None:
                     tracking.check_reachable(uri)
                     checked_uris.add(uri)
     except BackpropLabError as error:
-        _fail("bplab-train", str(error))
+        fail(PROG, str(error))
     except Exception as error:  # Hydra's and OmegaConf's composition errors
-        _fail("bplab-train", _one_line(error))
+        fail(PROG, _one_line(error))
 
 
-def train_main() -> None:
+def main() -> None:
     """``bplab-train``: a Hydra app; any override, and ``-m`` multiruns."""
     import hydra
 
@@ -200,52 +183,13 @@ def train_main() -> None:
     try:
         config_path = str(conf_dir())
     except BackpropLabError as error:
-        _fail("bplab-train", str(error))
+        fail(PROG, str(error))
     register_configs()
-    _quiet_libraries()
+    quiet_libraries()
     check_before_launch(sys.argv[1:])
     app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(_train_task)
     try:
         app()
     except BackpropLabError as error:  # raised by the multirun callback before jobs start
-        _fail("bplab-train", str(error))
-    _exit_now(0)
-
-
-def _exit_now(status: int) -> None:
-    """Exit without tearing down every module: that alone takes about a second after JAX and
-    MLflow are loaded. Exit handlers still run and every stream is flushed first."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
-def explain_main() -> None:
-    """``bplab-explain``: one sample, one step of backprop, as tables."""
-    from backprop_lab.core import explain
-
-    sys.exit(explain.main())
-
-
-def rerun_main() -> None:
-    """``bplab-rerun RUN_ID``: train a logged run again and compare the weights bit for bit."""
-    from backprop_lab import rerun
-
-    sys.exit(rerun.main())
-
-
-def report_main() -> None:
-    """``bplab-report``: figures and tables regenerated from the MLflow store."""
-    from backprop_lab import report
-
-    sys.exit(report.main())
-
-
-def sync_main() -> None:
-    """``bplab-sync FOLDER...``: upload runs that were kept on disk while the server was away."""
-    from backprop_lab import sync
-
-    sys.exit(sync.main())
+        fail(PROG, str(error))
+    exit_now(0)

@@ -1,0 +1,58 @@
+"""What every command shares: one-line errors, quiet library logs, a fast exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from backprop_lab.errors import BackpropLabError
+
+# Libraries whose start-up chatter (INFO lines) would bury a command's own output.
+_NOISY_LOGGERS = ("jax", "jax._src.xla_bridge", "mlflow", "alembic", "matplotlib", "absl")
+
+
+def fail(command: str, message: str, status: int = 2):
+    """Print ``<command>: error: <message>`` on stderr and exit with ``status``."""
+    print(f"{command}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def quiet_libraries() -> None:
+    """Hydra sets the root logger to INFO; keep the libraries' start-up chatter out of it."""
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line instead of usage plus error."""
+
+    def error(self, message: str):
+        raise BackpropLabError(f"{message} (see {self.prog} --help)")
+
+
+def exit_now(status: int) -> None:
+    """Exit without tearing down every module: that alone takes about a second after JAX and
+    MLflow are loaded. Worker pools are stopped, exit handlers run and every stream is flushed
+    first."""
+    import atexit
+
+    stop_worker_pools()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def stop_worker_pools() -> None:
+    """Shut down joblib's reusable loky executor, if a launcher started one.
+
+    Loky stops its workers from a ``threading`` exit hook, which runs before ``atexit`` at a
+    normal interpreter exit. :func:`exit_now` skips that phase, and multiprocessing's own
+    ``atexit`` handler would then wait for the idle workers forever.
+    """
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
