@@ -35,7 +35,7 @@ from backprop_lab.config import (
     to_container,
     validate,
 )
-from backprop_lab.core.data import Dataset, check_fits, fingerprint
+from backprop_lab.core.data import DATASET_ARTIFACT, Dataset, check_fits, fingerprint, save_dataset
 from backprop_lab.core.model import Architecture
 from backprop_lab.core.train import TrainSpec
 from backprop_lab.errors import BackpropLabError
@@ -152,11 +152,12 @@ def _curve_steps(num_epochs: int, max_points: int) -> np.ndarray:
 
 
 def _write_common_artifacts(
-    record: RunRecord, cfg: DictConfig, overrides: list[str], command: str
+    record: RunRecord, cfg: DictConfig, overrides: list[str], command: str, dataset: Dataset
 ) -> None:
     folder = record.artifact_dir
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    save_dataset(folder / DATASET_ARTIFACT, dataset)
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     (folder / "reproduce.md").write_text(
         "# Reproduce this run\n\n"
@@ -229,6 +230,7 @@ def _record_artifacts(record: RunRecord, cfg, result, history, architecture, dat
 
 def _record_grid(record: RunRecord, cfg, grid, command_overrides):
     from backprop_lab import plots
+    from backprop_lab.core.model import params_to_arrays
     from backprop_lab.core.sweep import best_rate_index, epochs_to_target
 
     result = grid.result
@@ -251,10 +253,7 @@ def _record_grid(record: RunRecord, cfg, grid, command_overrides):
         "epochs_to_target": to_target,
         **{name: values for name, values in history.items()},
     }
-    for index, layer in enumerate(result.params):
-        arrays[f"layer{index}_weights"] = np.asarray(layer.weights)
-        if layer.biases is not None:
-            arrays[f"layer{index}_biases"] = np.asarray(layer.biases)
+    arrays.update(params_to_arrays(result.params))
     np.savez_compressed(folder / "grid.npz", **arrays)
     with (folder / "cells.csv").open("w") as table:
         table.write(
@@ -533,7 +532,7 @@ def execute(
     opening = background.submit(tracking.create_run, record)
     sending = None
     try:
-        _write_common_artifacts(record, cfg, overrides, command)
+        _write_common_artifacts(record, cfg, overrides, command, dataset)
         total_updates = cfg.training.epochs * len(dataset.x_train) * cells
         show_progress = (
             bool(cfg.tracking.progress)

@@ -94,14 +94,7 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
             "restore the data to reproduce the run"
         )
     trained = train_job(job, int(cfg.seed))
-    if kind == "grid":
-        actual = {}
-        for index, layer in enumerate(trained.result.params):
-            actual[f"layer{index}_weights"] = np.asarray(layer.weights)
-            if layer.biases is not None:
-                actual[f"layer{index}_biases"] = np.asarray(layer.biases)
-    else:
-        actual = params_to_arrays(trained.params)
+    actual = params_to_arrays(trained.result.params if kind == "grid" else trained.params)
     if sorted(actual) != sorted(expected):
         return False, float("inf"), kind
     identical = all(

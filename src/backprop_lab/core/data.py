@@ -264,6 +264,37 @@ def make_dataset(name: str, **options) -> Dataset:
     raise BackpropLabError(f"unknown data set {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
+# The data set a run trained on, saved beside its other artifacts so readers (the report, the
+# explorer) never rebuild it from a path named in the run's config.
+DATASET_ARTIFACT = "dataset.npz"
+_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def save_dataset(path: str | Path, dataset: Dataset) -> None:
+    """Write the data set's arrays (float32) to an ``.npz`` file."""
+    arrays = {
+        split: np.asarray(getattr(dataset, split), dtype=np.float32)
+        for split in _SPLITS
+        if getattr(dataset, split) is not None
+    }
+    np.savez_compressed(path, **arrays)
+
+
+def load_dataset(path: str | Path, name: str) -> Dataset:
+    """Read a data set written by :func:`save_dataset` (no pickles, float arrays only)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        found = {}
+        for split in _SPLITS:
+            if split in arrays.files:
+                array = arrays[split]
+                if array.dtype.kind != "f" or array.ndim != 2:
+                    raise BackpropLabError(f"{Path(path).name}: {split} is not a 2-D float array")
+                found[split] = array
+    if "x_train" not in found or "y_train" not in found:
+        raise BackpropLabError(f"{Path(path).name} has no x_train/y_train arrays")
+    return Dataset(name, **found)
+
+
 def fingerprint(dataset: Dataset) -> str:
     """SHA-256 of the data set's arrays: the same numbers in the same order give the same hash."""
     import hashlib

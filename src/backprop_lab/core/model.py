@@ -236,13 +236,42 @@ def params_to_dict(params: Params) -> dict:
 
 
 def params_to_arrays(params: Params) -> dict[str, np.ndarray]:
-    """Flat ``{"layer0_weights": ..., "layer0_biases": ...}`` for ``numpy.savez``."""
+    """Flat ``{"layer0_weights": ..., "layer0_biases": ...}`` for ``numpy.savez``.
+
+    The one serialised layout of parameters: ``weights.npz`` of a run, ``grid.npz`` of a grid
+    (where every array has leading ``(rates, seeds)`` axes) and trajectory snapshots all use it.
+    """
     arrays: dict[str, np.ndarray] = {}
     for index, layer in enumerate(params):
         arrays[f"layer{index}_weights"] = np.asarray(layer.weights)
         if layer.biases is not None:
             arrays[f"layer{index}_biases"] = np.asarray(layer.biases)
     return arrays
+
+
+def num_layers_in(arrays) -> int:
+    """How many layers a :func:`params_to_arrays` mapping holds."""
+    count = 0
+    while f"layer{count}_weights" in arrays:
+        count += 1
+    return count
+
+
+def params_from_arrays(arrays, index: tuple = (), dtype=np.float32) -> Params:
+    """Inverse of :func:`params_to_arrays`; ``index`` picks one network of a batched layout
+    (``(rate_index, seed_index)`` of a grid, or a snapshot's position)."""
+    layers = []
+    for i in range(num_layers_in(arrays)):
+        weights = np.asarray(arrays[f"layer{i}_weights"][index], dtype=dtype)
+        key = f"layer{i}_biases"
+        biases = arrays[key] if key in arrays else None
+        layers.append(
+            Layer(
+                jnp.asarray(weights),
+                None if biases is None else jnp.asarray(np.asarray(biases[index], dtype=dtype)),
+            )
+        )
+    return tuple(layers)
 
 
 def params_from_dict(payload: dict) -> Params:
