@@ -22,6 +22,16 @@ def store_uri(tmp_path: Path, monkeypatch) -> str:
     return uri
 
 
+@pytest.fixture(scope="session")
+def initialized_store(tmp_path_factory) -> Path:
+    """An SQLite file with MLflow's tables made once (making them costs seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture()
 def compose():
     """``compose(overrides) -> DictConfig`` using the real ``conf/`` tree and schema."""

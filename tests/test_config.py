@@ -360,16 +360,3 @@ def test_inconsistent_choices_are_rejected(compose, overrides, fragment):
 
     with pytest.raises(BackpropLabError, match=fragment):
         validate(compose(["experiment=xor_mlp", *overrides]))
-
-
-def test_only_usable_tracking_stores_are_accepted(tmp_path):
-    from backprop_lab.tracking import check_reachable
-
-    with pytest.raises(BackpropLabError, match="not a store backprop-lab can use"):
-        check_reachable("file:///tmp/mlruns")
-    missing = tmp_path / "no" / "such" / "folder"
-    with pytest.raises(BackpropLabError, match="cannot create folder"):
-        check_reachable(f"sqlite:///{missing / 'mlflow.db'}")
-    assert not (tmp_path / "no").exists()
-    check_reachable(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")  # one new folder is fine
-    assert (tmp_path / "store").is_dir()

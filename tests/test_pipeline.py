@@ -23,7 +23,8 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from backprop_lab import pipeline, rerun, sync, tracking
+from backprop_lab import pipeline, rerun, sync
+from backprop_lab.cli import sync as sync_cli
 from backprop_lab.config import flatten, to_container
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.tracking import RECORD_FILE
@@ -570,10 +571,10 @@ def _server_gone(*args, **kwargs):
 
 def _stop_tracking_publishers(patch: pytest.MonkeyPatch) -> None:
     """tracking's publishing functions fail (whichever of them the pipeline calls)."""
-    names = [name for name in _PUBLISHERS if hasattr(tracking, name)]
-    assert "publish" in names
-    for name in names:
-        patch.setattr(tracking, name, _server_gone)
+    from backprop_lab.tracking import publishing
+
+    for name in _PUBLISHERS:
+        patch.setattr(publishing, name, _server_gone)
 
 
 def _stop_mlflow_after_create(patch: pytest.MonkeyPatch) -> None:
@@ -610,8 +611,9 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store, tmp_path, stop_
     assert client.get_run(summary.run_id).info.status == "RUNNING"
     assert client.get_metric_history(summary.run_id, "loss") == []
 
-    handled = sync.sync([str(tmp_path / "job")])
-    assert [item.run_id for item in handled] == [summary.run_id]
+    report = sync.sync([str(tmp_path / "job")])
+    assert [item.run_id for item in report.published] == [summary.run_id]
+    assert report.ok
     run = client.get_run(summary.run_id)
     assert run.info.status == "FINISHED"
     for name in ("loss", "accuracy"):
@@ -622,7 +624,7 @@ def test_a_run_kept_on_disk_is_published_by_sync(compose, store, tmp_path, stop_
     }
     assert json.loads((folder / RECORD_FILE).read_text())["published"] is True
     # Nothing is left to publish, and nothing is published twice.
-    assert sync.sync([str(tmp_path / "job")]) == []
+    assert sync.sync([str(tmp_path / "job")]).published == []
     assert len(_runs(store)) == 1
 
 
@@ -638,12 +640,11 @@ def test_sync_publishes_the_good_records_when_one_cannot_be_published(compose, s
     record["tracking_uri"] = "file:///not/a/store"
     record_file.write_text(json.dumps(record))
 
-    handled = sync.sync([str(tmp_path / "jobs")])
-    assert len(handled) == 2
-    errors = [getattr(item, "error", None) for item in handled]
-    assert sum(error is not None for error in errors) == 1
+    report = sync.sync([str(tmp_path / "jobs")])
+    assert [record.run_id for record in report.published] == [good.run_id]
+    assert [record.run_id for record, _ in report.failed] == [bad.run_id]
     assert MlflowClient(store).get_run(good.run_id).info.status == "FINISHED"
-    assert sync.main([str(tmp_path / "jobs")]) == 1  # the bad one is still pending
+    assert sync_cli.run([str(tmp_path / "jobs")]) == 1  # the bad one is still pending
 
 
 def test_rerun_refuses_data_that_changed_since_the_run(compose, store, tmp_path, monkeypatch):

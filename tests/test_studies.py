@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backprop_lab.config import solved
-from backprop_lab.pipeline import prepare, train_job
+from backprop_lab.config import success_rule
+from backprop_lab.core.analysis import solved
+from backprop_lab.jobs import prepare, train_job
 
 
 def _grid(compose, overrides):
@@ -19,7 +20,10 @@ def _grid(compose, overrides):
     grid = train_job(prepare(cfg), int(cfg.seed))
     history = grid.result.history
     cells_solved = solved(
-        cfg, history.accuracy[..., -1], history.loss[..., -1], grid.result.diverged_epoch
+        success_rule(cfg),
+        history.accuracy[..., -1],
+        history.loss[..., -1],
+        grid.result.diverged_epoch,
     )
     return cfg, grid, cells_solved
 

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from backprop_lab.core.activations import ACTIVATION_NAMES
+from backprop_lab.core.analysis import SuccessRule
 from backprop_lab.core.data import DATASET_NAMES, Dataset, make_dataset
 from backprop_lab.core.losses import LOSSES
 from backprop_lab.core.model import INIT_SCHEMES, Architecture
 from backprop_lab.core.optim import OPTIMIZER_NAMES
 from backprop_lab.core.train import BATCHING_MODES, TRAINING_METHODS, TrainSpec
 from backprop_lab.errors import BackpropLabError
+from backprop_lab.tracking.provenance import config_hash
 
 
 @dataclass
@@ -107,6 +108,10 @@ class TrackingConfig:
     offline_dir: str | None = None
     plots: bool = True
     progress: bool = True
+    # Parameters kept at about this many epochs (dense early), for the explorer (0: none).
+    snapshots: int = 60
+    # Above this many bytes of snapshots a run keeps fewer (and says so).
+    max_snapshot_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -151,25 +156,6 @@ def register_configs() -> None:
     """Register the schema so ``conf/train.yaml`` composes on top of it."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=Config)
-
-
-def conf_dir() -> Path:
-    """``conf/``: the source checkout's when there is one, else the copy inside the wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "conf"
-    if (checkout / "train.yaml").is_file():
-        return checkout
-    packaged = Path(__file__).resolve().parent / "conf"
-    if (packaged / "train.yaml").is_file():
-        return packaged
-    raise BackpropLabError("cannot find the config folder conf/; reinstall backprop-lab")
-
-
-def project_root() -> Path:
-    """The source checkout's root (where ``mlflow.db`` lives); the working directory otherwise."""
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "conf").is_dir():
-        return checkout
-    return Path.cwd()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +309,10 @@ def validate(cfg: DictConfig) -> None:
         _fail("training.unroll", training.unroll, "must be at least 1")
     if cfg.tracking.max_logged_epochs < 2:
         _fail("tracking.max_logged_epochs", cfg.tracking.max_logged_epochs, "must be at least 2")
+    if cfg.tracking.snapshots < 0:
+        _fail("tracking.snapshots", cfg.tracking.snapshots, "must be >= 0 (0 keeps none)")
+    if cfg.tracking.max_snapshot_bytes < 0:
+        _fail("tracking.max_snapshot_bytes", cfg.tracking.max_snapshot_bytes, "must be >= 0")
     if cfg.tracking.max_curve_points < 2:
         _fail("tracking.max_curve_points", cfg.tracking.max_curve_points, "must be at least 2")
     sweep_learning_rates(cfg)
@@ -421,23 +411,16 @@ def flatten(container: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def solved(cfg: DictConfig, final_accuracy, final_loss, diverged_epoch):
-    """Whether runs count as solved: accuracy (and, if asked, loss) reached, not diverged.
-
-    Works elementwise on NumPy arrays, so a grid's cells are judged in one call.
-    """
-    import numpy as np
-
-    accuracy = np.nan_to_num(np.asarray(final_accuracy, dtype=float), nan=0.0)
-    loss = np.nan_to_num(np.asarray(final_loss, dtype=float), nan=np.inf)
-    ok = (accuracy >= cfg.training.success_accuracy) & (np.asarray(diverged_epoch) == 0)
-    if cfg.training.success_requires_target_loss:
-        ok = ok & (loss <= cfg.training.target_loss)
-    return ok
+def success_rule(cfg: DictConfig) -> SuccessRule:
+    """When this config's runs count as solved (see :mod:`backprop_lab.core.analysis`)."""
+    training = cfg.training
+    return SuccessRule(
+        success_accuracy=float(training.success_accuracy),
+        target_loss=float(training.target_loss),
+        requires_target_loss=bool(training.success_requires_target_loss),
+    )
 
 
 def config_hash_of(container: dict) -> str:
     """A stable hash of what changes a run's results (tracking settings and resume excluded)."""
-    from backprop_lab.tracking import config_hash
-
     return config_hash(container)

@@ -34,9 +34,8 @@ def _command(name: str, multirun: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backprop_lab.config import project_root
-    from backprop_lab.pipeline import ui_command
-    from backprop_lab.tracking import resolve_tracking_uri
+    from backprop_lab.paths import project_root
+    from backprop_lab.tracking import resolve_tracking_uri, ui_command
 
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="run only these studies")

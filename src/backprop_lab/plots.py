@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from backprop_lab.core.analysis import nan_percentile  # noqa: E402
+
 _PNG_METADATA = {"Software": None}
 plt.rcParams.update(
     {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "backprop-lab"}
@@ -39,10 +41,25 @@ def _save(figure, path: str | Path) -> Path:
     return path
 
 
+# A curve is drawn with at most this many points (a figure is 800 pixels wide, and the
+# committed studies stay below it, so their figures keep their bytes).
+_MAX_PLOTTED_POINTS = 20000
+
+
+def _thinned(history: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Epochs (1-based) and curves cut to at most ``_MAX_PLOTTED_POINTS`` evenly spaced epochs,
+    the first and last always kept: a long run draws in the same time as a short one."""
+    count = len(history["loss"])
+    if count <= _MAX_PLOTTED_POINTS:
+        return np.arange(1, count + 1), history
+    steps = np.unique(np.linspace(0, count - 1, _MAX_PLOTTED_POINTS).round().astype(int))
+    return steps + 1, {name: np.asarray(values)[steps] for name, values in history.items()}
+
+
 def loss_curve(history: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """Training (and test) loss and accuracy per epoch; loss on a log scale."""
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(8, 3))
-    epochs = np.arange(1, len(history["loss"]) + 1)
+    epochs, history = _thinned(history)
     loss_axis.plot(epochs, history["loss"], label="train")
     if np.isfinite(history.get("test_loss", np.array([np.nan]))).any():
         loss_axis.plot(epochs, history["test_loss"], label="test")
@@ -71,6 +88,7 @@ def decision_boundary(
     *,
     hidden_lines: Sequence[tuple[float, float, float]] = (),
     title: str = "",
+    resolution: int = 120,
 ) -> Path:
     """The network's output over the input plane, the data, and each hidden unit's line.
 
@@ -83,7 +101,7 @@ def decision_boundary(
     margin = 0.5
     low, high = x.min(axis=0) - margin, x.max(axis=0) + margin
     grid_x1, grid_x2 = np.meshgrid(
-        np.linspace(low[0], high[0], 120), np.linspace(low[1], high[1], 120)
+        np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
     )
     plane = np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1)
     values = np.asarray(predict(plane)).reshape(grid_x1.shape)
@@ -142,23 +160,56 @@ def hidden_unit_lines(architecture, params) -> list[tuple[float, float, float]]:
     ]
 
 
-def network_decision_boundary(
-    architecture, params, x: np.ndarray, y: np.ndarray, path: str | Path, *, title: str = ""
-) -> Path:
-    """:func:`decision_boundary` of a trained 2-input, 1-output network, with its hidden lines."""
-    import jax
+# Work per figure: plane points × parameters (a 120 × 120 plane for networks up to ~140,000
+# parameters), and values alive at once: points per batch × widest layer.
+_PLANE_WORK = 2e9
+_BATCH_VALUES = 1 << 22
 
+
+def plane_resolution(num_parameters: int) -> int:
+    """Points per side of the input plane: 120, fewer for huge networks (bounded time)."""
+    return int(np.clip(np.sqrt(_PLANE_WORK / max(num_parameters, 1)), 24, 120))
+
+
+def batched_predict(architecture, params):
+    """``(n, 2) -> (n,)`` network outputs, evaluated in batches so memory stays bounded
+    (points per batch × widest layer ≤ 4 M values) whatever the network's width."""
     from backprop_lab.core.model import forward, layer_activations
 
     activations = layer_activations(architecture)
-    predict = jax.jit(lambda points: forward(params, points, activations)[:, 0])
+    widest = max(architecture.layer_sizes)
+    batch = max(1, _BATCH_VALUES // widest)
+
+    def predict(points: np.ndarray) -> np.ndarray:
+        # Op by op, not jitted: a figure is drawn once, and compiling would cost more.
+        points = points.astype(np.float32)
+        parts = [
+            np.asarray(forward(params, points[i : i + batch], activations)[:, 0])
+            for i in range(0, len(points), batch)
+        ]
+        return np.concatenate(parts)
+
+    return predict
+
+
+def network_decision_boundary(
+    architecture, params, x: np.ndarray, y: np.ndarray, path: str | Path, *, title: str = ""
+) -> Path:
+    """:func:`decision_boundary` of a trained 2-input, 1-output network, with its hidden lines.
+
+    Time and memory stay bounded whatever the network's width: the plane is coarser for huge
+    networks and evaluated in batches.
+    """
+    from backprop_lab.core.model import count_parameters
+
     return decision_boundary(
-        lambda points: predict(points.astype(np.float32)),
+        batched_predict(architecture, params),
         x,
         y,
         path,
         hidden_lines=hidden_unit_lines(architecture, params),
         title=title,
+        resolution=plane_resolution(count_parameters(architecture)),
     )
 
 
@@ -170,7 +221,8 @@ def grid_loss_curves(
     ``losses`` has shape ``(rates, seeds, epochs)``; diverged epochs are NaN and skipped.
     """
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    epochs = np.arange(1, losses.shape[-1] + 1)
+    epochs, thinned = _thinned({"loss": np.moveaxis(np.asarray(losses), -1, 0)})
+    losses = np.moveaxis(thinned["loss"], 0, -1)
     colors = plt.cm.viridis(np.linspace(0, 1, max(len(learning_rates), 2)))
     for index, rate in enumerate(learning_rates):
         curves = losses[index]
@@ -179,7 +231,7 @@ def grid_loss_curves(
             if not finite.any():
                 continue
             median = np.nanmedian(np.where(finite, curves, np.nan), axis=0)
-            low, high = np.nanpercentile(curves, [25, 75], axis=0)
+            low, high = nan_percentile(curves, 25), nan_percentile(curves, 75)
         axis.plot(epochs, median, color=colors[index], lw=1.2, label=f"η={rate:.3g}")
         axis.fill_between(epochs, low, high, color=colors[index], alpha=0.15, lw=0)
     _log_scale_if_positive(axis, losses)

@@ -661,12 +661,14 @@ def grid_rows(grid: dict[str, np.ndarray]) -> list[RateRow]:
 
 def best_rate_index(rows: Sequence[RateRow]) -> int:
     """The rate with the highest success; ties go to the lower median final loss, then the lower rate."""
-    from backprop_lab.core.sweep import best_rate_index as best_row
+    from backprop_lab.core.analysis import best_rate_index as _best  # noqa: F401
 
-    return best_row(
-        np.array([row.solved / row.cells for row in rows]),
-        np.array([row.median_final_loss for row in rows], dtype=float),
-    )
+    class _Row:  # the analysis module's rule on this module's rows
+        def __init__(self, row):
+            self.success_rate = row.solved / row.cells
+            self.median_final_loss = row.median_final_loss
+
+    return _best([_Row(row) for row in rows])
 
 
 def success_phrase(cfg, num_rows: int | None) -> tuple[str, str]:
@@ -893,7 +895,7 @@ def grid_table(job: Job) -> Table:
 
 def _single_epochs_to_target(job: Job) -> float:
     """First epoch at or below the target loss (0 if never), from the run's full history."""
-    from backprop_lab.core.sweep import epochs_to_target
+    from backprop_lab.core.analysis import epochs_to_target
 
     if job.cfg is None:
         return float("nan")
@@ -1552,7 +1554,7 @@ def build_blocks(
 def _display_uri(uri: str) -> str:
     """The store as a reader should see it: paths inside the project relative to its root, so
     a report regenerated from another clone of the project reads the same."""
-    from backprop_lab.config import project_root
+    from backprop_lab.paths import project_root
 
     root = str(project_root())
     if uri.startswith("sqlite:///") and uri[len("sqlite:///") :].startswith(root + "/"):
@@ -1740,7 +1742,7 @@ def _open_store(uri: str):
         raise BackpropLabError(
             f"the tracking store {uri} does not exist; train something first, e.g. bplab-train experiment=xor_mlp"
         )
-    tracking.check_reachable(uri)
+    tracking.check_store(uri, create=False)
     try:
         mlflow_client = tracking.client(uri)
         experiments = experiments_with_runs(mlflow_client)
@@ -1765,7 +1767,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from backprop_lab import tracking
-    from backprop_lab.config import project_root
+    from backprop_lab.paths import project_root
 
     for name in ("mlflow", "alembic", "matplotlib", "jax", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)

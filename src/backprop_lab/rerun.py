@@ -6,8 +6,6 @@ from ``weights.npz`` (``grid.npz`` for a grid), so nothing but the tracked run i
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +30,13 @@ def load_run_config(tracking_uri: str, run_id: str):
     except Exception:
         raise BackpropLabError(f"no run {run_id!r} in the tracking store {tracking_uri}") from None
     kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
+    if run.info.status != "FINISHED":
+        reason = run.data.tags.get(tracking.TAG_PREFIX + "error", "")
+        raise BackpropLabError(
+            f"run {run_id} is {run.info.status}"
+            + (f" ({reason[:200]})" if reason else "")
+            + "; only a FINISHED run has final weights to reproduce"
+        )
     if kind not in ("single", "grid"):
         hint = "its grid parent" if kind == "grid_row" else "one of its child runs"
         raise BackpropLabError(
@@ -74,7 +79,7 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     from backprop_lab import tracking
     from backprop_lab.core.data import fingerprint
     from backprop_lab.core.model import params_to_arrays
-    from backprop_lab.pipeline import prepare, train_job
+    from backprop_lab.jobs import prepare, train_job
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_store_exists(uri)
@@ -87,6 +92,13 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
         # A relative data.path means the folder the run started in: use its absolute form.
         cfg = OmegaConf.merge(cfg, {"data": {"path": logged_path}})
     job = prepare(cfg)
+    # The same program as the run's, with its chunk length; a run recorded before training
+    # was chunked has no such tag and was one program without snapshots.
+    chunk = tags.get(tracking.TAG_PREFIX + "chunk_epochs")
+    if chunk is None:
+        job = job._replace(spec=job.spec._replace(chunk_epochs=0, snapshot_epochs=()))
+    else:
+        job = job._replace(spec=job.spec._replace(chunk_epochs=int(chunk)))
     logged_data = tags.get(tracking.TAG_PREFIX + "data_sha256")
     if logged_data and fingerprint(job.dataset) != logged_data:
         raise BackpropLabError(
@@ -111,24 +123,3 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
             for key in expected
         )
     return identical, difference, kind
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("run_id", help="the MLflow run id to reproduce")
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        identical, difference, kind = rerun(args.run_id, args.tracking_uri)
-    except BackpropLabError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    if identical:
-        print(f"run {args.run_id} ({kind}): final weights are bitwise identical")
-        return 0
-    print(f"run {args.run_id} ({kind}): final weights DIFFER (largest difference {difference:.3g})")
-    return 1

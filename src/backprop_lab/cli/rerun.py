@@ -4,8 +4,39 @@ from __future__ import annotations
 
 import sys
 
+from backprop_lab.cli.common import OneLineParser, quiet_libraries
+from backprop_lab.errors import BackpropLabError
 
-def main() -> None:
+PROG = "bplab-rerun"
+
+
+def run(argv: list[str] | None = None) -> int:
     from backprop_lab import rerun
 
-    sys.exit(rerun.main())
+    quiet_libraries()
+    parser = OneLineParser(
+        prog=PROG,
+        description="Rebuild a run's config from MLflow, train again, compare the final "
+        "weights bit for bit.",
+    )
+    parser.add_argument("run_id", help="the MLflow run id to reproduce")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)",
+    )
+    try:
+        args = parser.parse_args(argv)
+        identical, difference, kind = rerun.rerun(args.run_id, args.tracking_uri)
+    except BackpropLabError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    if identical:
+        print(f"run {args.run_id} ({kind}): final weights are bitwise identical")
+        return 0
+    print(f"run {args.run_id} ({kind}): final weights DIFFER (largest difference {difference:.3g})")
+    return 1
+
+
+def main() -> None:
+    sys.exit(run())

@@ -11,6 +11,7 @@ NaN from the epoch it diverged; a grid's arrays have leading axes ``(rates, seed
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -237,26 +238,45 @@ def grid_summary(
     )
 
 
+def nan_percentile(values, q: float) -> np.ndarray:
+    """``np.nanpercentile(values, q, axis=0)`` with the same numbers, much faster.
+
+    NumPy computes a column holding NaN one column at a time in Python. Here the columns are
+    grouped by which rows are finite (a diverged seed is NaN from its divergence on, so there
+    are few groups) and each group takes one vectorised ``np.percentile``.
+    """
+    values = np.asarray(values)
+    finite = ~np.isnan(values)
+    flat = values.reshape(values.shape[0], -1)
+    patterns, inverse = np.unique(finite.reshape(len(values), -1).T, axis=0, return_inverse=True)
+    result = None
+    for index, rows in enumerate(patterns):
+        columns = inverse.ravel() == index
+        if not rows.any():
+            continue
+        part = np.percentile(flat[rows][:, columns], q, axis=0)
+        if result is None:
+            result = np.full(flat.shape[1], np.nan, dtype=part.dtype)
+        result[columns] = part
+    if result is None:
+        result = np.full(flat.shape[1], np.nan)
+    return result.reshape(values.shape[1:])
+
+
 def seed_quantile_curves(curves) -> dict[str, np.ndarray]:
     """Across seeds (axis 0 of ``(seeds, epochs)``): median, mean, 25th and 75th percentile.
 
     NaN (diverged) values are skipped; an epoch where every seed diverged stays NaN.
     """
     curves = np.asarray(curves, dtype=float)
-    alive = np.isfinite(curves).any(axis=0)
-    safe = np.where(alive, curves, 0.0)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            stats = {
-                "median": np.nanmedian(safe, axis=0),
-                "mean": np.nanmean(safe, axis=0),
-                "q25": np.nanpercentile(safe, 25, axis=0),
-                "q75": np.nanpercentile(safe, 75, axis=0),
-            }
-    return {name: np.where(alive, values, np.nan) for name, values in stats.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            "median": np.nanmedian(curves, axis=0),
+            "mean": np.nanmean(curves, axis=0),
+            "q25": nan_percentile(curves, 25),
+            "q75": nan_percentile(curves, 75),
+        }
 
 
 class RunSummary(NamedTuple):

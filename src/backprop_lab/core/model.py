@@ -263,8 +263,7 @@ def params_from_arrays(arrays, index: tuple = (), dtype=np.float32) -> Params:
     layers = []
     for i in range(num_layers_in(arrays)):
         weights = np.asarray(arrays[f"layer{i}_weights"][index], dtype=dtype)
-        key = f"layer{i}_biases"
-        biases = arrays[key] if key in arrays else None
+        biases = arrays.get(f"layer{i}_biases")
         layers.append(
             Layer(
                 jnp.asarray(weights),

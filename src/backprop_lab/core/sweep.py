@@ -20,7 +20,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backprop_lab.core.model import Params
-from backprop_lab.core.train import Data, TrainResult, TrainSpec, make_train
+from backprop_lab.core.train import (
+    ChunkProgress,
+    Data,
+    History,
+    TrainResult,
+    TrainSpec,
+    finish_history,
+    make_trainer,
+    run_in_chunks,
+    seed_keys,
+)
 
 
 class GridResult(NamedTuple):
@@ -29,12 +39,6 @@ class GridResult(NamedTuple):
     learning_rates: np.ndarray
     seeds: np.ndarray
     result: TrainResult
-
-
-def seed_keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The ``(init_key, shuffle_key)`` pair every run derives from its configured seed."""
-    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(seed))
-    return init_key, shuffle_key
 
 
 def log_spaced(start: float, stop: float, num: int) -> list[float]:
@@ -54,24 +58,35 @@ def _shard_cells(tree, num_cells: int):
     return jax.device_put(tree, sharding), padded
 
 
+class CellPrograms(NamedTuple):
+    """The jitted programs of a set of cells: start them, then run them a chunk at a time."""
+
+    start: Callable
+    run_chunk: Callable
+
+
 @functools.lru_cache(maxsize=32)
-def _grid_program(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]):
-    """One compiled program from the cells' seeds and rates to their trained networks.
+def cell_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> CellPrograms:
+    """Compiled programs from the cells' seeds and rates to their trained networks.
 
-    Cached per (spec, init_fn), so repeated grids of the same shape compile once.
+    ``start(cell_seeds, cell_rates, data)`` derives each cell's keys from its seed, draws every
+    cell's weights in one vectorised call and evaluates them; ``run_chunk(states, data,
+    first_epoch)`` trains every cell for one chunk of epochs. Cached per (spec, init_fn), so
+    repeated grids of the same shape compile once.
     """
-    train = make_train(spec)
+    trainer = make_trainer(spec)
 
-    def program(cell_seeds: jax.Array, cell_rates: jax.Array, data: Data) -> TrainResult:
-        init_keys, shuffle_keys = jax.vmap(seed_keys)(cell_seeds)
-        # Every cell's weights in one vectorised draw.
-        cell_params = jax.vmap(init_fn)(init_keys)
-        cell_params = jax.tree_util.tree_map(
-            lambda leaf: leaf.astype(data.x_train.dtype), cell_params
-        )
-        return jax.vmap(train, in_axes=(0, 0, 0, None))(cell_params, cell_rates, shuffle_keys, data)
+    def start_cell(seed, learning_rate, data: Data):
+        init_key, shuffle_key = seed_keys(seed)
+        return trainer.start(init_fn(init_key), learning_rate, shuffle_key, data)
 
-    return jax.jit(program)
+    def start(cell_seeds: jax.Array, cell_rates: jax.Array, data: Data):
+        return jax.vmap(start_cell, in_axes=(0, 0, None))(cell_seeds, cell_rates, data)
+
+    def run_chunk(states, data: Data, first_epoch):
+        return jax.vmap(trainer.run_chunk, in_axes=(0, None, None))(states, data, first_epoch)
+
+    return CellPrograms(jax.jit(start), jax.jit(run_chunk))
 
 
 def train_grid(
@@ -82,17 +97,22 @@ def train_grid(
     data: Data,
     *,
     shard: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    on_chunk: Callable[[ChunkProgress], None] | None = None,
 ) -> GridResult:
-    """Train every (learning rate, seed) cell of a grid as one compiled program.
+    """Train every (learning rate, seed) cell of a grid as one compiled program per chunk.
 
     Args:
-      spec: the static training spec shared by every cell.
+      spec: the static training spec shared by every cell; ``spec.chunk_epochs`` epochs run
+        per compiled call (0: the whole run in one call).
       init_fn: ``key -> params``; vmapped over the cells' init keys, so the whole grid's
         weights are drawn in one call. Explicit weights ignore the key.
       learning_rates: the grid's rows.
       seeds: the grid's columns; each gives the cell's init and shuffle keys.
       data: the training (and test) arrays, shared by every cell.
       shard: split the cells across devices when JAX sees more than one.
+      should_stop: asked between chunks; True ends training early (see ``epochs_done``).
+      on_chunk: called after each chunk with its metrics, flattened over cells.
     """
     rates = np.asarray(learning_rates, dtype=np.float64)
     seed_array = np.asarray(seeds, dtype=np.int64)
@@ -103,31 +123,35 @@ def train_grid(
     inputs = (cell_seeds, cell_rates)
     if shard:
         inputs, _ = _shard_cells(inputs, num_cells)
-    result = _grid_program(spec, init_fn)(*inputs, data)
+    programs = cell_programs(spec, init_fn)
+    states, initial_loss, initial_accuracy = programs.start(*inputs, data)
+    states, metrics, epochs_done = run_in_chunks(
+        spec,
+        lambda states, first: programs.run_chunk(states, data, first),
+        states,
+        should_stop=should_stop,
+        on_chunk=on_chunk,
+    )
+    history, diverged_epoch = finish_history(metrics)
 
     def unflatten(leaf):
-        return np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *leaf.shape[1:])
+        return np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *np.shape(leaf)[1:])
 
-    return GridResult(rates, seed_array, jax.tree_util.tree_map(unflatten, result))
+    result = TrainResult(
+        jax.tree_util.tree_map(unflatten, states.params),
+        History(*(unflatten(metric) for metric in history)),
+        unflatten(initial_loss),
+        unflatten(initial_accuracy),
+        unflatten(diverged_epoch),
+        epochs_done,
+        None if states.snapshots is None else jax.tree_util.tree_map(unflatten, states.snapshots),
+    )
+    return GridResult(rates, seed_array, result)
 
 
 def cell(grid: GridResult, rate_index: int, seed_index: int) -> TrainResult:
     """The :class:`TrainResult` of one cell."""
-    return jax.tree_util.tree_map(lambda leaf: leaf[rate_index, seed_index], grid.result)
-
-
-def epochs_to_target(loss_history: np.ndarray, target_loss: float) -> np.ndarray:
-    """First epoch (1-based) whose loss is at or below ``target_loss``; 0 where never reached.
-
-    Works on any leading axes; the last axis is epochs.
-    """
-    reached = np.asarray(loss_history) <= target_loss
-    first = np.argmax(reached, axis=-1) + 1
-    return np.where(reached.any(axis=-1), first, 0)
-
-
-def best_rate_index(success_rate: np.ndarray, median_final_loss: np.ndarray) -> int:
-    """The row with the highest success rate; ties go to the lower median final loss (NaN
-    counts as worst), then to the lower learning rate."""
-    loss = np.where(np.isfinite(median_final_loss), median_final_loss, np.inf)
-    return min(range(len(success_rate)), key=lambda row: (-success_rate[row], loss[row], row))
+    result = grid.result
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf[rate_index, seed_index], result._replace(epochs_done=None)
+    )._replace(epochs_done=result.epochs_done)

@@ -1,11 +1,19 @@
-"""Training as one compiled program.
+"""Training as compiled programs over chunks of epochs.
 
-:func:`make_train` turns a static :class:`TrainSpec` into a pure function
-``train(params, learning_rate, key, data) -> TrainResult`` whose whole run — every epoch and
-every sample — is a ``lax.scan`` over epochs around a ``lax.scan`` over batches, so it
-compiles once whatever the number of epochs (purejaxrl's design). The learning rate and the
-PRNG key are traced arguments, so ``jax.vmap(train)`` trains a grid of rates and seeds as one
-program (see :mod:`backprop_lab.core.sweep`).
+:func:`make_trainer` turns a static :class:`TrainSpec` into three pure functions:
+
+* ``start(params, learning_rate, key, data) -> (TrainState, initial_loss, initial_accuracy)``;
+* ``run_chunk(state, data, first_epoch) -> (TrainState, EpochMetrics)``: ``spec.chunk_epochs``
+  epochs as a ``lax.scan`` over epochs around a ``lax.scan`` over batches (purejaxrl's design);
+* ``finish(metrics) -> (History, diverged_epoch)``: NaN from the epoch a run diverged.
+
+:func:`make_train` joins them into one pure ``train(params, learning_rate, key, data)`` whose
+whole run is a single program, and :func:`run_in_chunks` drives any of them chunk by chunk from
+Python, so a run can be stopped between chunks (Ctrl-C, SIGTERM) and its metrics recorded as
+they come. The learning rate and the PRNG key are traced, so ``jax.vmap`` trains a grid of
+rates and seeds as one program (see :mod:`backprop_lab.core.sweep`). A chunk of a fixed length
+compiles once, whatever the number of epochs; the epochs past the end of the run in the last
+chunk are skipped by a ``lax.cond`` on the (unbatched) epoch number.
 
 Three ways to compute the update direction:
 
@@ -13,12 +21,17 @@ Three ways to compute the update direction:
 * ``ste``: backprop through threshold units with a straight-through estimator;
 * ``perceptron``: Rosenblatt's rule ``w ← w + η (y − ŷ) x`` for a single threshold unit, fed
   to the optimizer as the pseudo-gradient ``−(y − ŷ) x`` so plain SGD applies it exactly.
+
+Shuffled and mini-batch epochs draw their order from ``fold_in(key, epoch)``, which equals
+``jax.random.split(key, epochs)[epoch]`` with JAX's partitionable threefry (the default), so a
+chunked run draws exactly the batches the single-program run draws.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +42,7 @@ from backprop_lab.core.losses import accuracy, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
     Params,
+    count_parameters,
     forward,
     layer_activations,
     validate_architecture,
@@ -55,11 +69,19 @@ class TrainSpec(NamedTuple):
     batch_size: int = 1
     method: str = "backprop"
     unroll: int = 1
-    # Call the progress hook every this many epochs (0: never). Costs one cond per epoch.
-    progress_every: int = 0
+    # Epochs per compiled chunk (0: the whole run is one chunk). A chunked program skips the
+    # epochs past the end of the run, so its length need not divide the epochs, and a run of
+    # any length uses the same program. See chunk_epochs_for.
+    chunk_epochs: int = 0
+    # Epochs (0 = before training) whose parameters the run keeps: its trajectory.
+    snapshot_epochs: tuple[int, ...] = ()
     # Net inputs as broadcast multiply-and-sum instead of matrix products: faster for a single
-    # tiny network, slower under vmap (see model.forward). Set by train_network.
+    # tiny network, slower under vmap (see model.forward). Set by single_network_spec.
     broadcast_layers: bool = False
+
+    @property
+    def chunk_length(self) -> int:
+        return self.chunk_epochs or self.epochs
 
 
 class Data(NamedTuple):
@@ -83,12 +105,33 @@ class History(NamedTuple):
     test_accuracy: jax.Array
 
 
+# The per-epoch metrics of a chunk, before divergence is marked: the same four fields.
+EpochMetrics = History
+
+
+class TrainState(NamedTuple):
+    """What a run carries from one chunk to the next.
+
+    ``snapshots`` holds the parameters at ``spec.snapshot_epochs`` (every leaf with a leading
+    axis of that length; None when no snapshots are kept); slots of epochs not reached yet
+    hold the initial parameters.
+    """
+
+    params: Params
+    opt_state: Any
+    key: jax.Array
+    snapshots: Params | None = None
+
+
 class TrainResult(NamedTuple):
-    """Final parameters, per-epoch history, the metrics before training, and divergence.
+    """Final parameters, per-epoch history, the metrics before training, divergence, and the
+    snapshots of the trajectory (None unless ``spec.snapshot_epochs``).
 
     ``diverged_epoch`` is the first epoch (1-based) whose loss was NaN or inf, or 0 when the
     run stayed finite. A diverged run's final parameters are NaN; its history holds the curve
-    up to the epoch before it diverged and NaN from there on.
+    up to the epoch before it diverged and NaN from there on. ``epochs_done`` is the number of
+    epochs trained: less than ``spec.epochs`` only for a run stopped early, whose history is
+    NaN past it.
     """
 
     params: Params
@@ -96,32 +139,47 @@ class TrainResult(NamedTuple):
     initial_loss: jax.Array
     initial_accuracy: jax.Array
     diverged_epoch: jax.Array
+    epochs_done: int | jax.Array = -1
+    snapshots: Params | None = None
 
 
 def validate_spec(spec: TrainSpec) -> None:
-    """Raise a one-line :class:`BackpropLabError` for a spec that cannot be trained."""
+    """Raise a one-line :class:`BackpropLabError` for a spec that cannot be trained.
+
+    The Hydra configs are checked by ``backprop_lab.config`` before a spec is built; this
+    guards the core's own entry points, which code can call directly.
+    """
     validate_architecture(spec.architecture)
     get_loss(spec.loss)
     make_optimizer(spec.optimizer, 0.1)
-    if spec.epochs < 1:
-        raise BackpropLabError(f"training.epochs={spec.epochs} must be at least 1")
-    if spec.batching not in BATCHING_MODES:
+    for name, value in (("epochs", spec.epochs), ("batch_size", spec.batch_size)):
+        if value < 1:
+            raise BackpropLabError(f"training.{name}={value} must be at least 1")
+    if spec.chunk_epochs < 0:
+        raise BackpropLabError(f"chunk_epochs={spec.chunk_epochs} must be >= 0")
+    snapshots = spec.snapshot_epochs
+    if list(snapshots) != sorted(set(snapshots)) or any(
+        not 0 <= e <= spec.epochs for e in snapshots
+    ):
         raise BackpropLabError(
-            f"training.batching={spec.batching!r}; choose one of: {', '.join(BATCHING_MODES)}"
+            f"snapshot epochs must be distinct, sorted and within 0..{spec.epochs}: {snapshots[:8]}"
         )
-    if spec.batch_size < 1:
-        raise BackpropLabError(f"training.batch_size={spec.batch_size} must be at least 1")
-    if spec.method not in TRAINING_METHODS:
-        raise BackpropLabError(
-            f"training.method={spec.method!r}; choose one of: {', '.join(TRAINING_METHODS)}"
-        )
-    if spec.method == "perceptron":
-        arch = spec.architecture
-        if len(arch.layer_sizes) != 2 or arch.output_activation != "threshold":
+    for name, value, allowed in (
+        ("batching", spec.batching, BATCHING_MODES),
+        ("method", spec.method, TRAINING_METHODS),
+    ):
+        if value not in allowed:
             raise BackpropLabError(
-                "training.method=perceptron trains a single layer of threshold units: set "
-                "model.hidden_sizes=[] and model.output_activation=threshold"
+                f"training.{name}={value!r}; choose one of: {', '.join(allowed)}"
             )
+    arch = spec.architecture
+    if spec.method == "perceptron" and (
+        len(arch.layer_sizes) != 2 or arch.output_activation != "threshold"
+    ):
+        raise BackpropLabError(
+            "training.method=perceptron trains a single layer of threshold units: set "
+            "model.hidden_sizes=[] and model.output_activation=threshold"
+        )
 
 
 def _epoch_batches(spec: TrainSpec, key: jax.Array, x: jax.Array, y: jax.Array):
@@ -149,161 +207,378 @@ def _epoch_batches(spec: TrainSpec, key: jax.Array, x: jax.Array, y: jax.Array):
     return x[indices], y[indices], mask
 
 
-# The shell sets this to a callable ``epochs_done -> None`` to draw a progress bar; the core
-# reaches it through ``jax.debug.callback`` so training stays one compiled program.
-progress_hook = None
-
-
-def _report_progress(epochs_done) -> None:
-    if progress_hook is not None:
-        progress_hook(int(epochs_done))
-
-
 # Layers with at most this many weights use broadcast net inputs when trained alone.
 _BROADCAST_MAX_WEIGHTS = 64
 
-# Above this many stored prediction values per network, metrics are reduced inside the loop.
+# Above this many stored prediction values per network and chunk, metrics are reduced inside
+# the loop instead of after it.
 _MAX_STORED_PREDICTIONS = 1 << 18
 
 
-@functools.lru_cache(maxsize=128)
-def make_train(spec: TrainSpec):
-    """Build the pure ``train(params, learning_rate, key, data) -> TrainResult`` for ``spec``.
+class Trainer(NamedTuple):
+    """The pure pieces of a training run for one spec (see the module docstring)."""
 
-    The function is not jitted here so callers can ``jit`` or ``jit(vmap(...))`` it;
-    :func:`train_network` is the jitted single-network entry point.
-    """
-    validate_spec(spec)
+    start: Callable
+    run_chunk: Callable
+    finish: Callable
+
+
+def _update_direction(spec: TrainSpec):
+    """``(params, inputs, targets, mask) -> gradient-like pytree`` for the spec's method."""
     loss_fn = get_loss(spec.loss)
-    plain_activations = layer_activations(spec.architecture)
+    plain = layer_activations(spec.architecture)
     gradient_activations = layer_activations(
         spec.architecture, straight_through=spec.method == "ste"
     )
 
     def training_loss(params: Params, inputs, targets, mask) -> jax.Array:
-        return loss_fn(
-            targets,
-            forward(params, inputs, gradient_activations, broadcast=spec.broadcast_layers),
-            mask,
-        )
+        predictions = forward(params, inputs, gradient_activations, broadcast=spec.broadcast_layers)
+        return loss_fn(targets, predictions, mask)
 
     def perceptron_direction(params: Params, inputs, targets, mask) -> Params:
         # Rosenblatt: Δw = η (y − ŷ) x. As a gradient for SGD's w ← w − η g: g = −(y − ŷ) x.
         (layer,) = params
         if mask is None:
             mask = jnp.ones(inputs.shape[:1], inputs.dtype)
-        error = (
-            targets - forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)
-        ) * mask[:, None]
+        predictions = forward(params, inputs, plain, broadcast=spec.broadcast_layers)
+        error = (targets - predictions) * mask[:, None]
         count = jnp.maximum(jnp.sum(mask), 1.0)
         weights = -(error.T @ inputs) / count
         biases = None if layer.biases is None else -jnp.sum(error, axis=0) / count
         return (type(layer)(weights, biases),)
 
-    direction = perceptron_direction if spec.method == "perceptron" else jax.grad(training_loss)
+    return perceptron_direction if spec.method == "perceptron" else jax.grad(training_loss)
+
+
+def _optimizer(spec: TrainSpec, learning_rate) -> optax.GradientTransformation:
+    return make_optimizer(
+        spec.optimizer,
+        learning_rate,
+        momentum=spec.momentum,
+        beta1=spec.beta1,
+        beta2=spec.beta2,
+        eps=spec.eps,
+    )
+
+
+def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
+    """Mark divergence: ``(history, diverged_epoch)`` from raw per-epoch metrics.
+
+    A diverged run's NaN spreads through its parameters, so every later epoch reads NaN; the
+    accuracy of those epochs is made NaN too, so every curve stops where the run broke.
+    Works on JAX arrays (inside a program) or NumPy arrays, with epochs on the last axis.
+    """
+    xp = np if isinstance(metrics.loss, np.ndarray) else jnp
+    loss = metrics.loss
+    numbers = xp.arange(1, loss.shape[-1] + 1)
+    finite = xp.isfinite(loss)
+    diverged_epoch = xp.where(xp.all(finite, axis=-1), 0, xp.argmin(finite, axis=-1) + 1)
+    end = xp.where(diverged_epoch == 0, loss.shape[-1] + 1, diverged_epoch)
+    alive = numbers < xp.expand_dims(end, -1)
+    history = History(*(xp.where(alive, metric, xp.nan).astype(metric.dtype) for metric in metrics))
+    return history, diverged_epoch
+
+
+@functools.lru_cache(maxsize=128)
+def make_trainer(spec: TrainSpec) -> Trainer:
+    """Build the pure ``start``, ``run_chunk`` and ``finish`` functions for ``spec``.
+
+    They are not jitted here, so callers can ``jit`` or ``jit(vmap(...))`` them.
+    """
+    validate_spec(spec)
+    loss_fn = get_loss(spec.loss)
+    plain = layer_activations(spec.architecture)
+    direction = _update_direction(spec)
+
+    def predict(params: Params, inputs) -> jax.Array:
+        return forward(params, inputs, plain, broadcast=spec.broadcast_layers)
 
     def evaluate(params: Params, inputs, targets) -> tuple[jax.Array, jax.Array]:
-        predictions = forward(params, inputs, plain_activations, broadcast=spec.broadcast_layers)
+        predictions = predict(params, inputs)
         return loss_fn(targets, predictions), accuracy(targets, predictions)
 
-    def train(params: Params, learning_rate: jax.Array, key: jax.Array, data: Data) -> TrainResult:
-        x, y = data.x_train, data.y_train
-        has_test = data.x_test is not None
-        optimizer = make_optimizer(
-            spec.optimizer,
-            jnp.asarray(learning_rate, dtype=x.dtype),
-            momentum=spec.momentum,
-            beta1=spec.beta1,
-            beta2=spec.beta2,
-            eps=spec.eps,
-        )
+    def start(params: Params, learning_rate, key, data: Data):
+        dtype = data.x_train.dtype
+        params = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), params)
+        optimizer = _optimizer(spec, jnp.asarray(learning_rate, dtype))
+        initial_loss, initial_accuracy = evaluate(params, data.x_train, data.y_train)
+        snapshots = None
+        if spec.snapshot_epochs:
+            count = len(spec.snapshot_epochs)
+            snapshots = jax.tree_util.tree_map(
+                lambda leaf: jnp.broadcast_to(leaf, (count, *leaf.shape)), params
+            )
+        state = TrainState(params, optimizer.init(params), key, snapshots)
+        return state, initial_loss, initial_accuracy
 
-        initial_loss, initial_accuracy = evaluate(params, x, y)
+    def train_epoch(state: TrainState, epoch_index, data: Data) -> TrainState:
+        # The optimizer's hyperparameters (the learning rate) live in its state.
+        optimizer = _optimizer(spec, 0.0)
 
-        def sgd_step(carry, batch):
+        def step(carry, batch):
             params, opt_state = carry
             inputs, targets, mask = batch
-            grads = direction(params, inputs, targets, mask)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+            updates, opt_state = optimizer.update(
+                direction(params, inputs, targets, mask), opt_state, params
+            )
             return (optax.apply_updates(params, updates), opt_state), None
 
-        def run_epoch(params, opt_state, epoch_input):
-            epoch_key, epoch_index = epoch_input
-            (params, opt_state), _ = jax.lax.scan(
-                sgd_step,
-                (params, opt_state),
-                _epoch_batches(spec, epoch_key, x, y),
-                unroll=spec.unroll,
-            )
-            if spec.progress_every:
-                # epoch_index is not batched under vmap, so a whole grid reports once.
-                jax.lax.cond(
-                    (epoch_index + 1) % spec.progress_every == 0,
-                    lambda: jax.debug.callback(_report_progress, epoch_index + 1),
-                    lambda: None,
-                )
-            return params, opt_state
-
         if spec.batching in ("shuffled", "minibatch"):
-            epoch_keys = jax.random.split(key, spec.epochs)
+            epoch_key = jax.random.fold_in(state.key, epoch_index)
         else:
-            # Online and full-batch training draw nothing: splitting a key per epoch anyway
-            # costs more than the training itself in a large grid.
-            epoch_keys = jnp.zeros((spec.epochs,), jnp.uint32)
-        epoch_inputs = (epoch_keys, jnp.arange(spec.epochs))
-        carry = (params, optimizer.init(params))
-        test_pair = (data.x_test, data.y_test) if has_test else None
-        stored = spec.epochs * (x.shape[0] + (data.x_test.shape[0] if has_test else 0)) * y.shape[1]
-        if stored <= _MAX_STORED_PREDICTIONS:
-            # Small problems: the loop only emits each epoch's predictions and the metrics are
-            # computed afterwards in one vectorised pass. On XOR this makes training about 3x
-            # faster than reducing loss and accuracy inside every epoch.
-            def epoch(carry, epoch_input):
-                params, opt_state = run_epoch(*carry, epoch_input)
-                predictions = forward(params, x, plain_activations, broadcast=spec.broadcast_layers)
-                test_predictions = (
-                    forward(
-                        params, test_pair[0], plain_activations, broadcast=spec.broadcast_layers
-                    )
-                    if has_test
-                    else None
-                )
-                return (params, opt_state), (predictions, test_predictions)
+            epoch_key = state.key  # unused: online and full batches keep the data's order
+        batches = _epoch_batches(spec, epoch_key, data.x_train, data.y_train)
+        (params, opt_state), _ = jax.lax.scan(
+            step, (state.params, state.opt_state), batches, unroll=spec.unroll
+        )
+        return state._replace(params=params, opt_state=opt_state)
 
-            (params, _), (predictions, test_predictions) = jax.lax.scan(epoch, carry, epoch_inputs)
-            loss, acc = epoch_metrics(spec.loss, y, predictions)
+    def keep_snapshot(state: TrainState, epoch_number) -> TrainState:
+        """Copy the parameters into their slot when ``epoch_number`` is a snapshot epoch."""
+        epochs = jnp.asarray(spec.snapshot_epochs)
+        slot = jnp.minimum(jnp.searchsorted(epochs, epoch_number), len(epochs) - 1)
+
+        def write(snapshots):
+            return jax.tree_util.tree_map(
+                lambda buffer, leaf: buffer.at[slot].set(leaf), snapshots, state.params
+            )
+
+        # epoch_number is not batched under vmap, so this stays a real branch.
+        snapshots = jax.lax.cond(epochs[slot] == epoch_number, write, lambda s: s, state.snapshots)
+        return state._replace(snapshots=snapshots)
+
+    def run_chunk(state: TrainState, data: Data, first_epoch) -> tuple[TrainState, EpochMetrics]:
+        length = spec.chunk_length
+        has_test = data.x_test is not None
+        stored = length * (data.x_train.shape[0] + (data.x_test.shape[0] if has_test else 0))
+        emit_predictions = stored * data.y_train.shape[1] <= _MAX_STORED_PREDICTIONS
+
+        def trained_epoch(state, epoch_index):
+            state = train_epoch(state, epoch_index, data)
+            if spec.snapshot_epochs:
+                state = keep_snapshot(state, epoch_index + 1)
+            if emit_predictions:
+                # Small problems: emit each epoch's predictions and compute the metrics after
+                # the loop in one vectorised pass (about 3x faster on XOR than reducing here).
+                test = predict(state.params, data.x_test) if has_test else None
+                return state, (predict(state.params, data.x_train), test)
+            metrics = evaluate(state.params, data.x_train, data.y_train)
             if has_test:
-                test_loss, test_acc = epoch_metrics(spec.loss, test_pair[1], test_predictions)
+                metrics = metrics + evaluate(state.params, data.x_test, data.y_test)
+            return state, metrics
+
+        def epoch(state, epoch_index):
+            if not spec.chunk_epochs:
+                return trained_epoch(state, epoch_index)
+            # A chunked run's last chunk reaches past its end: those epochs are skipped. The
+            # branch is taken for every chunk, so runs of any length share one program.
+            shapes = jax.eval_shape(trained_epoch, state, epoch_index)[1]
+            return jax.lax.cond(
+                epoch_index < spec.epochs,
+                trained_epoch,
+                lambda state, _: (
+                    state,
+                    jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                ),
+                state,
+                epoch_index,
+            )
+
+        state, emitted = jax.lax.scan(epoch, state, first_epoch + jnp.arange(length))
+        if emit_predictions:
+            predictions, test_predictions = emitted
+            metrics = epoch_metrics(spec.loss, data.y_train, predictions)
+            if has_test:
+                metrics = metrics + epoch_metrics(spec.loss, data.y_test, test_predictions)
         else:
-
-            def epoch(carry, epoch_input):
-                params, opt_state = run_epoch(*carry, epoch_input)
-                metrics = evaluate(params, x, y)
-                if has_test:
-                    metrics = metrics + evaluate(params, *test_pair)
-                return (params, opt_state), metrics
-
-            (params, _), metrics = jax.lax.scan(epoch, carry, epoch_inputs)
-            loss, acc = metrics[:2]
-            if has_test:
-                test_loss, test_acc = metrics[2:]
+            metrics = emitted
         if not has_test:
-            test_loss = test_acc = jnp.full_like(loss, jnp.nan)
+            metrics = metrics + (jnp.full_like(metrics[0], jnp.nan),) * 2
+        return state, EpochMetrics(*metrics)
 
-        # A diverged run's NaN spreads through its parameters, so every later epoch reads NaN;
-        # mark the accuracy of those epochs NaN too, so the curve stops where the run broke.
-        finite = jnp.isfinite(loss)
-        diverged_epoch = jnp.where(jnp.all(finite), 0, jnp.argmin(finite) + 1)
-        alive = jnp.arange(1, spec.epochs + 1) < jnp.where(
-            diverged_epoch == 0, spec.epochs + 1, diverged_epoch
+    return Trainer(start, run_chunk, finish_history)
+
+
+@functools.lru_cache(maxsize=128)
+def make_train(spec: TrainSpec):
+    """Build the pure ``train(params, learning_rate, key, data) -> TrainResult`` for ``spec``.
+
+    The whole run (every epoch of every chunk) is one function, so ``jit(make_train(spec))``
+    is one compiled program and ``jit(vmap(make_train(spec)))`` trains a grid as one program.
+    :func:`train_network` is the jitted single-network entry point.
+    """
+    trainer = make_trainer(spec)
+    num_chunks = -(-spec.epochs // spec.chunk_length)
+
+    def train(params: Params, learning_rate: jax.Array, key: jax.Array, data: Data) -> TrainResult:
+        state, initial_loss, initial_accuracy = trainer.start(params, learning_rate, key, data)
+
+        def chunk(state, first_epoch):
+            return trainer.run_chunk(state, data, first_epoch)
+
+        first_epochs = jnp.arange(num_chunks) * spec.chunk_length
+        state, metrics = jax.lax.scan(chunk, state, first_epochs)
+        # (chunks, length) per metric -> (epochs,)
+        metrics = EpochMetrics(*(m.reshape(-1)[: spec.epochs] for m in metrics))
+        history, diverged_epoch = trainer.finish(metrics)
+        return TrainResult(
+            state.params,
+            history,
+            initial_loss,
+            initial_accuracy,
+            diverged_epoch,
+            spec.epochs,
+            state.snapshots,
         )
-        nan = jnp.asarray(jnp.nan, loss.dtype)
-        history = History(
-            *(jnp.where(alive, metric, nan) for metric in (loss, acc, test_loss, test_acc))
-        )
-        return TrainResult(params, history, initial_loss, initial_accuracy, diverged_epoch)
 
     return train
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving a run chunk by chunk from Python
+
+
+class ChunkProgress(NamedTuple):
+    """What :func:`run_in_chunks` reports after each chunk."""
+
+    epochs_done: int
+    total_epochs: int
+    # This chunk's metrics, NumPy, epochs on the last axis (already cut to the epochs done).
+    metrics: EpochMetrics
+    first_epoch: int
+
+
+def run_in_chunks(
+    spec: TrainSpec,
+    run_chunk: Callable,
+    state,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_chunk: Callable[[ChunkProgress], None] | None = None,
+):
+    """Run ``run_chunk(state, first_epoch) -> (state, metrics)`` until the run is done or
+    ``should_stop()`` says so; return ``(state, metrics, epochs_done)``.
+
+    ``metrics`` are NumPy arrays of shape ``(..., epochs_done)``: memory grows with the epochs
+    trained, not with the epochs asked for. The next chunk is dispatched before the last
+    one's metrics are copied back, so the host's work overlaps the device's. A stop request is
+    honoured after the chunks in flight; the first chunk always runs.
+    """
+    length = spec.chunk_length
+    parts: list[EpochMetrics] = []
+    epochs_done, next_epoch = 0, 0
+    in_flight = None  # (first epoch, metrics still on the device)
+    while True:
+        launched = None
+        stop = in_flight is not None and should_stop is not None and should_stop()
+        if next_epoch < spec.epochs and not stop:
+            state, device_metrics = run_chunk(state, jnp.asarray(next_epoch, jnp.int32))
+            launched = (next_epoch, device_metrics)
+            next_epoch += length
+        if in_flight is not None:
+            first, device_metrics = in_flight
+            count = min(length, spec.epochs - first)
+            chunk = EpochMetrics(*(np.asarray(m)[..., :count] for m in device_metrics))
+            parts.append(chunk)
+            epochs_done = first + count
+            if on_chunk is not None:
+                on_chunk(ChunkProgress(epochs_done, spec.epochs, chunk, first))
+        in_flight = launched
+        if in_flight is None:
+            metrics = EpochMetrics(
+                *(np.concatenate(columns, axis=-1) for columns in zip(*parts, strict=True))
+            )
+            return state, metrics, epochs_done
+
+
+def chunk_epochs_for(
+    spec: TrainSpec, num_samples: int, cells: int = 1, target_seconds: float = 0.25
+) -> int:
+    """Epochs per chunk so one chunk takes about ``target_seconds`` on a CPU core.
+
+    Stopping (Ctrl-C, SIGTERM) waits for the chunk in flight, so this bounds the reaction
+    time. The estimate is deliberately cheap: a fixed cost per optimizer step plus a cost
+    per weight and sample, measured on the CPU machines this project runs on; a faster device
+    simply reacts sooner.
+    """
+    params = count_parameters(spec.architecture)
+    if spec.batching == "full":
+        steps, batch = 1, num_samples
+    elif spec.batching == "minibatch":
+        batch = min(spec.batch_size, num_samples)
+        steps = -(-num_samples // batch)
+    else:
+        steps, batch = num_samples, 1
+    # Seconds per optimizer step: ~60 ns of overhead plus ~1.5 ns per weight per sample, for
+    # every cell; evaluation adds one forward pass over the data per epoch.
+    step_seconds = 6e-8 + 1.5e-9 * params * batch * cells
+    epoch_seconds = steps * step_seconds + 1.5e-9 * params * num_samples * cells
+    # Not capped by spec.epochs: runs of any length then share one program, so a run of e
+    # epochs and epoch e of a longer run give the same bits.
+    return max(1, int(target_seconds / epoch_seconds))
+
+
+def seed_keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The ``(init_key, shuffle_key)`` pair every run derives from its configured seed."""
+    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, shuffle_key
+
+
+class SeededPrograms(NamedTuple):
+    """Jitted programs from a seed to a trained network: start it, then run it chunk by chunk."""
+
+    start: Callable
+    run_chunk: Callable
+
+
+@functools.lru_cache(maxsize=64)
+def seeded_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> SeededPrograms:
+    """``start(seed, learning_rate, data)`` derives the keys from the seed, draws the initial
+    weights with ``init_fn`` and evaluates them, all in one compiled call; ``run_chunk(state,
+    data, first_epoch)`` trains one chunk. Cached per (spec, init_fn)."""
+    trainer = make_trainer(spec)
+
+    def start(seed, learning_rate, data: Data):
+        init_key, shuffle_key = seed_keys(seed)
+        return trainer.start(init_fn(init_key), learning_rate, shuffle_key, data)
+
+    return SeededPrograms(jax.jit(start), jax.jit(trainer.run_chunk))
+
+
+def train_from_seed(
+    spec: TrainSpec,
+    init_fn: Callable[[jax.Array], Params],
+    seed: int,
+    learning_rate: float,
+    data: Data,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_chunk: Callable[[ChunkProgress], None] | None = None,
+) -> TrainResult:
+    """Train one network from its seed, chunk by chunk (see :func:`run_in_chunks`)."""
+    programs = seeded_programs(spec, init_fn)
+    dtype = data.x_train.dtype
+    state, initial_loss, initial_accuracy = programs.start(
+        jnp.asarray(seed, jnp.uint32), jnp.asarray(learning_rate, dtype), data
+    )
+    state, metrics, epochs_done = run_in_chunks(
+        spec,
+        lambda state, first: programs.run_chunk(state, data, first),
+        state,
+        should_stop=should_stop,
+        on_chunk=on_chunk,
+    )
+    history, diverged_epoch = finish_history(metrics)
+    to_host = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
+    return TrainResult(
+        to_host(state.params),
+        to_host(history),
+        np.asarray(initial_loss),
+        np.asarray(initial_accuracy),
+        np.asarray(diverged_epoch),
+        epochs_done,
+        None if state.snapshots is None else to_host(state.snapshots),
+    )
 
 
 @functools.lru_cache(maxsize=128)
@@ -312,7 +587,7 @@ def _jitted_train(spec: TrainSpec):
 
 
 def to_device_data(dataset, dtype=None) -> Data:
-    """Turn a :class:`backprop_lab.core.data.Dataset` into the arrays :func:`make_train` takes."""
+    """Turn a :class:`backprop_lab.core.data.Dataset` into the arrays the trainer takes."""
     dtype = dtype or jnp.asarray(0.0).dtype
     as_array = lambda a: None if a is None else jnp.asarray(np.asarray(a), dtype=dtype)  # noqa: E731
     if dataset.has_test:

@@ -14,7 +14,7 @@ import pytest
 
 from backprop_lab.core.data import make_dataset
 from backprop_lab.core.model import Architecture, init_params
-from backprop_lab.core.sweep import cell, epochs_to_target, log_spaced, seed_keys, train_grid
+from backprop_lab.core.sweep import cell, log_spaced, seed_keys, train_grid
 from backprop_lab.core.train import TrainSpec, to_device_data, train_network
 
 XOR = to_device_data(make_dataset("xor"))
@@ -117,8 +117,6 @@ def test_sharded_and_unsharded_grids_agree():
     assert result["max_difference"] <= 1e-6
 
 
-def test_epochs_to_target_and_log_spacing():
-    curves = np.array([[0.5, 0.2, 0.009, 0.001], [0.5, 0.4, 0.3, 0.2]])
-    np.testing.assert_array_equal(epochs_to_target(curves, 0.01), [3, 0])
+def test_log_spacing():
     rates = log_spaced(0.01, 100.0, 5)
     np.testing.assert_allclose(rates, [0.01, 0.1, 1.0, 10.0, 100.0], rtol=1e-12)

@@ -1,0 +1,125 @@
+"""Stopping a run cleanly: Ctrl-C, SIGTERM, and SLURM's warning before a time limit.
+
+Python runs signal handlers only between bytecodes of the main thread, so a long compiled
+XLA call would hold Ctrl-C until it returns. Training therefore runs in chunks of epochs on a
+worker thread (:func:`run_on_worker`) while the main thread waits in short sleeps and stays
+ready for signals:
+
+* the first SIGINT or SIGTERM asks the run to stop after the chunk in flight (about a
+  quarter of a second of work); it then ends KILLED with the epochs done so far recorded;
+* a second one exits at once, after ``on_force_exit`` has marked the run KILLED;
+* SIGUSR2, which ``submitit`` asks SLURM to send before a job's time limit, stops the run
+  like SIGTERM, with the time limit as its reason.
+
+SIGTERM's default action kills the process without running ``finally`` or ``atexit``; SLURM
+(at a time limit or on preemption), systemd and ``kill`` all send it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+REASONS = {
+    signal.SIGINT: "interrupted (Ctrl-C, SIGINT)",
+    signal.SIGTERM: "stopped by SIGTERM (a time limit, preemption or kill)",
+    signal.SIGUSR2: "stopped before the SLURM time limit (SIGUSR2)",
+}
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGUSR2: 143}
+
+
+class StopRequest:
+    """Set by a signal; training asks it between chunks (it is callable: ``stop()``)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def request(self, reason: str, signum: int | None = None) -> None:
+        if not self._event.is_set():
+            self.reason, self.signal = reason, signum
+            self._event.set()
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS.get(self.signal, 1)
+
+
+def _slurm_time_limit_reason() -> str:
+    job = os.environ.get("SLURM_JOB_ID")
+    return (
+        f"stopped at the SLURM time limit of job {job} (SIGUSR2)"
+        if job
+        else REASONS[signal.SIGUSR2]
+    )
+
+
+@contextlib.contextmanager
+def stoppable(
+    *,
+    on_first: Callable[[str], None] | None = None,
+    on_force_exit: Callable[[str], None] | None = None,
+) -> Iterator[StopRequest]:
+    """Within the block, SIGINT, SIGTERM and SIGUSR2 set the yielded :class:`StopRequest`.
+
+    ``on_first(reason)`` is told of the first signal (to say what happens next); a second
+    signal calls ``on_force_exit(reason)`` and exits the process at once. Outside the main
+    thread (where Python cannot take signals) the request is simply never set.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum, frame):
+        reason = REASONS.get(signum, f"signal {signum}")
+        if signum == signal.SIGUSR2:
+            reason = _slurm_time_limit_reason()
+        if stop():
+            if on_force_exit is not None:
+                on_force_exit(stop.reason or reason)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_STATUS.get(signum, 1))
+        stop.request(reason, signum)
+        if on_first is not None:
+            on_first(reason)
+
+    previous = {signum: signal.signal(signum, handle) for signum in REASONS}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_on_worker(function: Callable[[], Any], name: str = "bplab-train") -> Any:
+    """Call ``function`` on a worker thread and return its result (or raise its error).
+
+    The main thread waits in 50 ms sleeps, so signal handlers run at once even while the
+    worker is inside a long compiled call.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # re-raised on the main thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

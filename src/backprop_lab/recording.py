@@ -1,0 +1,305 @@
+"""What a trained job leaves in its run record: metrics, artifacts and, for a grid, children.
+
+A single run records its per-epoch curves (every epoch up to ``tracking.max_logged_epochs``),
+its verdicts (solved, improved, diverged, epochs to target), ``weights.npz``/``weights.json``,
+``history.csv``, ``trajectory.npz`` and its figures. A grid records ``grid.npz`` (every cell's
+full curves, verdicts and final weights), ``cells.csv``, its trajectory, its figures and one
+child run per learning rate with that rate's aggregates: what the MLflow UI compares.
+Every statistic comes from :mod:`backprop_lab.core.analysis`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from backprop_lab.config import success_rule
+from backprop_lab.core import analysis
+from backprop_lab.core.data import DATASET_ARTIFACT, save_dataset
+from backprop_lab.core.model import params_to_arrays, params_to_dict
+from backprop_lab.tracking import TAG_PREFIX, RunRecord, curve_steps
+
+HISTORY_NAMES = ("loss", "accuracy", "test_loss", "test_accuracy")
+TRAJECTORY_ARTIFACT = "trajectory.npz"
+
+
+class Outcome(NamedTuple):
+    """What a recorded job comes to, for the console summary; ``draw`` draws its figures
+    (called after its metrics started on their way to MLflow)."""
+
+    final_loss: float
+    final_accuracy: float
+    solved_fraction: float
+    best_learning_rate: float
+    best_solved_fraction: float
+    diverged_epoch: int = 0
+    draw: Callable[[], None] = lambda: None
+
+
+def write_common_artifacts(
+    record: RunRecord, cfg: DictConfig, overrides: list[str], command: str, dataset
+) -> None:
+    """The resolved config, the overrides, how to reproduce the run, and its data set."""
+    folder = record.artifact_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    save_dataset(folder / DATASET_ARTIFACT, dataset)
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    (folder / "reproduce.md").write_text(
+        "# Reproduce this run\n\n"
+        f"Commit: `{record.tags.get(TAG_PREFIX + 'git_commit', 'unknown')}` "
+        f"(dirty: {record.tags.get(TAG_PREFIX + 'git_dirty', 'unknown')})\n\n"
+        f"```\n{command}\n```\n\n"
+        "or, from the tracked run itself: `bplab-rerun RUN_ID`.\n"
+    )
+
+
+def history_arrays(history) -> dict[str, np.ndarray]:
+    return {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
+
+
+def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> int:
+    """``trajectory.npz``: the snapshot epochs reached and the parameters at each (the
+    snapshot axis comes after a grid's ``(rates, seeds)`` axes). Returns its size in bytes."""
+    if snapshots is None or not epochs:
+        return 0
+    reached = np.asarray(epochs) <= epochs_done
+    arrays = params_to_arrays(snapshots)
+    batch_axes = arrays["layer0_weights"].ndim - 3  # (..., snapshots, units, inputs)
+    index = (slice(None),) * batch_axes + (reached,)
+    arrays = {name: values[index] for name, values in arrays.items()}
+    path = folder / TRAJECTORY_ARTIFACT
+    np.savez_compressed(path, epochs=np.asarray(epochs)[reached], **arrays)
+    return path.stat().st_size
+
+
+def write_history_csv(path: Path, history: dict[str, np.ndarray], block: int = 65536) -> None:
+    """``epoch,loss,...`` with every epoch, written a block of rows at a time (a few seconds
+    for millions of epochs, in bounded memory)."""
+    count = len(next(iter(history.values())))
+    row_format = ",".join(["%d", *["%.9g"] * len(history)]) + "\n"
+    with path.open("w") as table:
+        table.write("epoch," + ",".join(history) + "\n")
+        for start in range(0, count, block):
+            stop = min(start + block, count)
+            rows = np.column_stack(
+                [np.arange(start + 1, stop + 1), *(v[start:stop] for v in history.values())]
+            )
+            table.write((row_format * len(rows)) % tuple(rows.ravel()))
+
+
+# ---------------------------------------------------------------------------------------------
+# One network
+
+
+def record_single(record: RunRecord, cfg: DictConfig, job, result) -> Outcome:
+    """Put a single run's curves, verdicts, weights, history and figures into its record."""
+    history = history_arrays(result.history)
+    done = int(result.epochs_done)
+    summary = analysis.run_summary(
+        success_rule(cfg),
+        history["loss"][:done],
+        history["accuracy"][:done],
+        float(result.initial_loss),
+        int(result.diverged_epoch),
+    )
+    _single_metrics(record, cfg, history, done, summary, float(result.initial_accuracy))
+    folder = record.artifact_dir
+    np.savez(folder / "weights.npz", **params_to_arrays(result.params))
+    (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
+    write_history_csv(folder / "history.csv", {name: v[:done] for name, v in history.items()})
+    write_trajectory(folder, job.spec.snapshot_epochs, result.snapshots, done)
+    return Outcome(
+        summary.final_loss,
+        summary.final_accuracy,
+        float(summary.solved),
+        float(job.learning_rates[0]),
+        float(summary.solved),
+        summary.diverged_epoch,
+        lambda: _single_figures(record, job, result),
+    )
+
+
+def _single_metrics(record, cfg, history, done: int, summary, initial_accuracy: float) -> None:
+    # Every epoch goes to MLflow up to tracking.max_logged_epochs; a longer run logs that many
+    # evenly spaced epochs (first and last included) and keeps every epoch in history.csv.
+    steps = curve_steps(done, cfg.tracking.max_logged_epochs)
+    for name, values in history.items():
+        if np.isfinite(values[:done]).any():
+            record.add_curve(name, values[steps - 1], steps=steps)
+    record.add_scalar("initial_loss", summary.initial_loss)
+    record.add_scalar("initial_accuracy", initial_accuracy)
+    record.add_scalar("diverged", float(summary.diverged_epoch > 0))
+    record.add_scalar("diverged_epoch", float(summary.diverged_epoch))
+    record.add_scalar("solved", float(summary.solved))
+    record.add_scalar("improved", float(summary.improved))
+    record.add_scalar("epochs_done", float(done))
+    # epochs_to_target is logged only when the target was reached; reached_target says whether.
+    record.add_scalar("reached_target", float(summary.epochs_to_target > 0))
+    if summary.epochs_to_target:
+        record.add_scalar("epochs_to_target", float(summary.epochs_to_target))
+
+
+def _single_figures(record, job, result) -> None:
+    from backprop_lab import plots
+
+    history = history_arrays(result.history)
+    done = int(result.epochs_done)
+    folder = record.artifact_dir
+    plots.loss_curve(
+        {name: values[:done] for name, values in history.items()},
+        folder / "loss_curve.png",
+        title=record.run_name,
+    )
+    architecture = job.architecture
+    draws = architecture.num_inputs == 2 and architecture.num_outputs == 1
+    if draws and int(result.diverged_epoch) == 0:
+        plots.network_decision_boundary(
+            architecture,
+            result.params,
+            job.dataset.x_train,
+            job.dataset.y_train,
+            folder / "decision_boundary.png",
+            title=record.run_name,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# A grid of learning rates × seeds
+
+
+def grid_arrays(cfg: DictConfig, grid) -> dict[str, np.ndarray]:
+    """Everything ``grid.npz`` holds: axes, curves, verdicts and final weights."""
+    result = grid.result
+    history = history_arrays(result.history)
+    outcomes = analysis.cell_outcomes(
+        success_rule(cfg),
+        history["loss"][..., : max(int(result.epochs_done), 1)],
+        history["accuracy"][..., : max(int(result.epochs_done), 1)],
+        np.asarray(result.initial_loss),
+        np.asarray(result.diverged_epoch),
+    )
+    return {
+        "learning_rates": grid.learning_rates,
+        "seeds": grid.seeds,
+        "initial_loss": np.asarray(result.initial_loss),
+        "diverged_epoch": np.asarray(result.diverged_epoch),
+        "solved": outcomes.solved,
+        "improved": outcomes.improved,
+        "epochs_to_target": outcomes.epochs_to_target,
+        "epochs_done": np.asarray(int(result.epochs_done)),
+        **history,
+        **params_to_arrays(result.params),
+    }
+
+
+def record_grid(record: RunRecord, cfg: DictConfig, job, grid) -> Outcome:
+    """Put a grid's arrays, table, figures, scalars and per-rate children into its record."""
+    arrays = grid_arrays(cfg, grid)
+    folder = record.artifact_dir
+    np.savez_compressed(folder / "grid.npz", **arrays)
+    done = int(grid.result.epochs_done)
+    write_trajectory(folder, job.spec.snapshot_epochs, grid.result.snapshots, done)
+    curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
+    view = {**arrays, **curves}
+    _write_cells_table(folder / "cells.csv", view)
+    rows = analysis.rate_rows(view)
+    summary = analysis.grid_summary(view, rows)
+    for name in ("success_rate", "improved_fraction", "diverged_fraction"):
+        record.add_scalar(name, getattr(summary, name))
+    record.add_scalar("cells", float(summary.cells))
+    record.add_scalar("epochs_done", float(done))
+    record.add_scalar("best_learning_rate", summary.best_learning_rate)
+    record.add_scalar("best_success_rate", summary.best_success_rate)
+    for row_index, row in enumerate(rows):
+        _record_rate_child(record, cfg, view, row_index, row)
+    return Outcome(
+        summary.median_final_loss,
+        summary.mean_final_accuracy,
+        summary.success_rate,
+        summary.best_learning_rate,
+        summary.best_success_rate,
+        draw=lambda: _grid_figures(record, view, rows),
+    )
+
+
+def _write_cells_table(path: Path, grid: dict[str, np.ndarray]) -> None:
+    losses, accuracy = grid["loss"], grid["accuracy"]
+    with path.open("w") as table:
+        table.write(
+            "learning_rate,seed,final_loss,final_accuracy,solved,diverged_epoch,epochs_to_target\n"
+        )
+        for r, rate in enumerate(grid["learning_rates"]):
+            for s, seed in enumerate(grid["seeds"]):
+                table.write(
+                    f"{rate:.9g},{seed},{losses[r, s, -1]:.9g},{accuracy[r, s, -1]:.9g},"
+                    f"{int(grid['solved'][r, s])},{int(grid['diverged_epoch'][r, s])},"
+                    f"{int(grid['epochs_to_target'][r, s])}\n"
+                )
+
+
+def _grid_figures(record: RunRecord, grid: dict[str, np.ndarray], rows) -> None:
+    from backprop_lab import plots
+
+    folder = record.artifact_dir
+    rates = grid["learning_rates"]
+    plots.grid_loss_curves(
+        rates, grid["loss"], folder / "loss_by_learning_rate.png", title=record.run_name
+    )
+    plots.success_by(
+        [f"{rate:.3g}" for rate in rates],
+        np.array([row.success_rate for row in rows]),
+        folder / "success_by_learning_rate.png",
+        xlabel="learning rate",
+        log_x_values=rates,
+        title=record.run_name,
+    )
+
+
+def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> None:
+    """One child run per learning rate: its seeds' curves and their aggregates."""
+    num_epochs = grid["loss"].shape[-1]
+    steps = curve_steps(num_epochs, cfg.tracking.max_curve_points)
+    child = RunRecord(
+        folder=str(Path(record.folder) / "children" / f"lr_{row_index:03d}"),
+        experiment_name=record.experiment_name,
+        run_name=f"lr={row.rate:.4g}",
+        tracking_uri=record.tracking_uri,
+        tags={
+            **record.tags,
+            TAG_PREFIX + "kind": "grid_row",
+            TAG_PREFIX + "grid_row": str(row_index),
+        },
+        status=record.status,
+        reason=record.reason,
+    )
+    child.params = dict(record.params)
+    child.add_params(
+        {"optimizer.learning_rate": f"{row.rate:.9g}", "grid.num_seeds": len(grid["seeds"])}
+    )
+    losses = grid["loss"][row_index]
+    for s, seed in enumerate(grid["seeds"]):
+        child.add_curve(f"loss/seed_{int(seed):03d}", losses[s, steps - 1], steps=steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quantiles = analysis.seed_quantile_curves(losses[:, steps - 1])
+        accuracy_mean = analysis.seed_quantile_curves(grid["accuracy"][row_index][:, steps - 1])
+    for name in ("median", "mean", "q25", "q75"):
+        child.add_curve(f"loss_{name}", quantiles[name], steps=steps)
+    child.add_curve("accuracy_mean", accuracy_mean["mean"], steps=steps)
+    child.add_scalar("success_rate", row.success_rate)
+    child.add_scalar("improved_fraction", row.improved)
+    child.add_scalar("diverged_fraction", row.diverged)
+    child.add_scalar("final_loss_median", row.median_final_loss)
+    child.add_scalar("final_loss_mean", row.mean_final_loss)
+    child.add_scalar("final_loss_std", row.std_final_loss)
+    child.add_scalar("reached_target_fraction", row.reached_fraction)
+    child.add_scalar("epochs_to_target_median", row.median_epochs_to_target)
+    child.save()
+    record.children.append(str(Path("children") / f"lr_{row_index:03d}"))

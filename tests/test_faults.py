@@ -1,0 +1,329 @@
+"""Fault injection: every README promise about interruptions, tested under its fault.
+
+Each case runs ``bplab-train`` (or ``bplab-sync``) as a real process and does to it what a
+user, a cluster or the kernel does: Ctrl-C, SIGTERM, ``kill -9``, many processes started at
+once on a fresh store, a store that cannot be written, a truncated record, a huge network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from faults import (
+    command,
+    environment,
+    journals,
+    metric_steps,
+    output,
+    runs,
+    start_training,
+    wait_for_exit,
+    wait_for_training,
+)
+
+# Runs that would train for hours: 200 samples per epoch, three million epochs.
+LONG_SINGLE = [
+    "experiment=xor_mlp",
+    "data=moons",
+    "data.test_fraction=0",
+    "training.epochs=3000000",
+]
+LONG_GRID = [*LONG_SINGLE, "sweep.learning_rates=[0.1,0.5,2]", "sweep.seeds=16"]
+STOP_SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@pytest.fixture(autouse=True)
+def _store(tmp_path, initialized_store):
+    """Most cases start from a store whose tables exist: making them takes MLflow seconds,
+    which would hide the timings under test. Parallel starts use a fresh one of their own."""
+    shutil.copyfile(initialized_store, tmp_path / "mlflow.db")
+
+
+def _the_run(uri: str):
+    top = [run for run in runs(uri) if "mlflow.parentRunId" not in run.data.tags]
+    assert len(top) == 1, [run.info.run_name for run in top]
+    return top[0]
+
+
+@pytest.mark.parametrize("name", STOP_SIGNALS)
+@pytest.mark.parametrize("overrides", [LONG_SINGLE, LONG_GRID], ids=["single", "grid"])
+def test_a_signal_stops_a_long_run_within_two_seconds_and_records_it_killed(
+    tmp_path, name, overrides
+):
+    process = start_training(tmp_path, *overrides)
+    wait_for_training(tmp_path, process)
+    time.sleep(0.5)  # a few chunks in
+    process.send_signal(STOP_SIGNALS[name])
+    assert wait_for_exit(process, 10) < 2.0
+    assert process.returncode == EXIT_STATUS[name], output(tmp_path)
+    stdout, stderr = output(tmp_path)
+    assert "Traceback" not in stderr
+    assert "KILLED after" in stdout
+
+    run = _the_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "KILLED"
+    assert name in run.data.tags["backprop_lab.error"]
+    epochs_done = int(run.data.metrics["epochs_done"])
+    assert 0 < epochs_done < 3_000_000
+    if overrides is LONG_SINGLE:
+        steps = metric_steps(f"sqlite:///{tmp_path / 'mlflow.db'}", run.info.run_id, "loss")
+        assert steps[0] == 1 and steps[-1] == epochs_done
+    else:
+        store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        children = [r for r in runs(store) if r.info.run_id != run.info.run_id]
+        assert len(children) == 3
+        assert {child.info.status for child in children} == {"KILLED"}
+
+
+def test_a_second_ctrl_c_exits_at_once_and_the_run_is_still_killed(tmp_path):
+    process = start_training(tmp_path, *LONG_SINGLE)
+    wait_for_training(tmp_path, process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert wait_for_exit(process, 10) < 1.5
+    assert process.returncode == 130
+    (record,) = tmp_path.rglob("record.json")
+    assert json.loads(record.read_text())["status"] == "KILLED"
+    # Whatever the store had time to receive, bplab-sync completes it: KILLED, never RUNNING.
+    subprocess.run([command("bplab-sync"), str(tmp_path / "outputs")], env=environment())
+    run = _the_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "KILLED"
+    assert "second signal" in run.data.tags["backprop_lab.error"]
+
+
+def _wait_for_run_in_store(uri: str, count: int = 1, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(runs(uri)) < count:
+        assert time.monotonic() < deadline, "the run never reached the store"
+        time.sleep(0.1)
+
+
+def test_after_kill_9_sync_closes_the_run_and_publishes_the_epochs_done(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = start_training(tmp_path, *LONG_SINGLE)
+    journal = wait_for_training(tmp_path, process)
+    _wait_for_run_in_store(uri)
+    time.sleep(0.5)
+    process.kill()
+    process.wait()
+    assert _the_run(uri).info.status == "RUNNING"  # what kill -9 leaves behind
+
+    done = subprocess.run(
+        [command("bplab-sync"), str(tmp_path / "outputs")],
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    run = _the_run(uri)
+    assert run.info.status == "FAILED"
+    assert "SIGKILL" in run.data.tags["backprop_lab.error"]
+    rows = journal.stat().st_size // (4 * 8)  # four float64 columns per epoch
+    steps = metric_steps(uri, run.info.run_id, "loss")
+    assert steps[0] == 1 and steps[-1] == rows > 0
+    # Nothing is left to do, and nothing is published twice.
+    again = subprocess.run(
+        [command("bplab-sync"), str(tmp_path / "outputs")], capture_output=True, text=True
+    )
+    assert "nothing to sync" in again.stdout
+
+
+def test_sync_check_closes_the_runs_whose_process_died(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    dead = start_training(tmp_path / "dead", *LONG_SINGLE, store=uri)
+    alive = start_training(tmp_path / "alive", *LONG_SINGLE, store=uri)
+    wait_for_training(tmp_path / "dead", dead)
+    wait_for_training(tmp_path / "alive", alive)
+    _wait_for_run_in_store(uri, 2)
+    dead.kill()
+    dead.wait()
+    try:
+        done = subprocess.run(
+            [command("bplab-sync"), "--check", "--tracking-uri", uri],
+            capture_output=True,
+            text=True,
+            env=environment(),
+        )
+        assert done.returncode == 0, done.stderr
+        statuses = {run.info.run_id: run.info.status for run in runs(uri)}
+        assert sorted(statuses.values()) == ["FAILED", "RUNNING"]
+        assert "closed" in done.stdout and "still running" in done.stdout
+    finally:
+        alive.send_signal(signal.SIGINT)
+        wait_for_exit(alive, 10)
+
+
+def test_eight_processes_started_together_on_a_fresh_store_all_finish(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    quick = ["experiment=xor_mlp", "training.epochs=50", "tracking.plots=false"]
+    processes = [
+        start_training(tmp_path, *quick, f"seed={seed}", store=uri,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for seed in range(8)
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=240) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()
+        assert b"Traceback" not in stderr
+    found = runs(uri)
+    assert len(found) == 8 and {run.info.status for run in found} == {"FINISHED"}
+    records = sorted(tmp_path.rglob("record.json"))
+    assert len({record.parent.parent for record in records}) == 8  # one output folder each
+
+
+def test_a_locked_store_fails_in_one_line_within_two_seconds(tmp_path):
+    database = tmp_path / "mlflow.db"
+    sqlite3.connect(database).execute("create table t (x)").connection.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sqlite3, time
+            connection = sqlite3.connect({str(database)!r}, isolation_level=None)
+            connection.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            time.sleep(120)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        done = subprocess.run(
+            [command("bplab-train"), "experiment=xor_mlp", f"tracking.uri=sqlite:///{database}"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=environment(),
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be written" in lines[0], done.stderr
+    assert elapsed < 2 + _START_UP_S
+    assert not (tmp_path / "outputs").exists()
+
+
+# bplab-train's own start-up (Python, Hydra, JAX) before it can check anything.
+_START_UP_S = 4.0
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """``folder`` as a read-only bind mount (read-only even for root), or skip the test."""
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_read_only_store_fails_in_one_line_within_two_seconds(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copyfile(tmp_path / "mlflow.db", store / "mlflow.db")
+    with _read_only(store):
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                command("bplab-train"),
+                "experiment=xor_mlp",
+                f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=environment(),
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be written" in lines[0], done.stderr
+    assert elapsed < 2 + _START_UP_S
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_sync_publishes_the_good_record_and_names_the_truncated_one(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    quick = ["experiment=xor_mlp", "training.epochs=20", "tracking.plots=false"]
+    for name in ("good", "bad"):
+        process = start_training(tmp_path / name, *quick, store=uri)
+        assert process.wait(timeout=120) == 0, output(tmp_path / name)
+    # Two records that never reached the store (as if it was away), one of them cut short.
+    records = {name: next((tmp_path / name).rglob("record.json")) for name in ("good", "bad")}
+    for path in records.values():
+        record = json.loads(path.read_text())
+        record.update(published=False, run_id=None)
+        path.write_text(json.dumps(record))
+    text = records["bad"].read_text()
+    records["bad"].write_text(text[: len(text) // 2])
+    before = {run.info.run_id for run in runs(uri)}
+
+    done = subprocess.run(
+        [command("bplab-sync"), str(tmp_path)], capture_output=True, text=True, env=environment()
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"skipped {records['bad']}" in done.stderr
+    assert "not a readable run record" in done.stderr
+    (new,) = [run for run in runs(uri) if run.info.run_id not in before]
+    assert new.info.status == "FINISHED"
+    assert metric_steps(uri, new.info.run_id, "loss") == list(range(1, 21))
+    assert json.loads(records["good"].read_text())["published"] is True
+
+
+def test_a_very_wide_network_trains_and_records_in_bounded_memory(tmp_path):
+    """200,000 hidden units: the figures and the record stay within 2 GB of memory."""
+    script = textwrap.dedent(
+        f"""
+        import resource, subprocess, sys
+        done = subprocess.run(
+            [{command("bplab-train")!r}, "experiment=xor_mlp", "model.hidden_sizes=[200000]",
+             "training.epochs=3", "tracking.uri=sqlite:///{tmp_path / "mlflow.db"}"],
+            cwd={str(tmp_path)!r},
+        )
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(done.returncode, peak_kb)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment()
+    )
+    returncode, peak_kb = (int(value) for value in done.stdout.split()[-2:])
+    assert returncode == 0, done.stderr
+    assert peak_kb < 2 * 1024 * 1024, f"peak memory {peak_kb / 1024:.0f} MB"
+    (run,) = runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "FINISHED"
+    assert "backprop_lab.figures_skipped" not in run.data.tags
+
+
+def test_journal_files_are_written_as_training_goes(tmp_path):
+    process = start_training(tmp_path, *LONG_SINGLE)
+    journal = wait_for_training(tmp_path, process)
+    first = journal.stat().st_size
+    time.sleep(1.0)
+    assert journal.stat().st_size > first
+    record = json.loads((journal.parent / "record.json").read_text())
+    assert record["status"] == "RUNNING"
+    assert record["process"]["pid"] == process.pid
+    assert "optimizer.learning_rate" in record["params"]
+    process.send_signal(signal.SIGINT)
+    wait_for_exit(process, 10)
+    assert journals(tmp_path) == [journal]

@@ -1,0 +1,68 @@
+"""Metric points written straight into SQLite read back exactly as MLflow's own log_batch."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from backprop_lab.tracking.sqlite_metrics import schema_matches, write_metrics
+
+POINTS = [
+    ("loss", 0.5, 1000, 1),
+    ("loss", 0.25, 1000, 2),
+    ("loss", 0.125, 1000, 3),
+    ("accuracy", 0.75, 1000, 1),
+    ("accuracy", 1.0, 1000, 3),
+    # Two points at one step: the larger timestamp is the latest; then the larger value.
+    ("lr", 0.1, 1000, 5),
+    ("lr", 0.3, 2000, 5),
+    ("lr", 0.2, 2000, 5),
+    ("solved", 1.0, 1000, 0),
+    ("big", 1.7e308, 1000, 0),
+]
+
+
+def _read(client: MlflowClient, run_id: str):
+    run = client.get_run(run_id)
+    histories = {
+        key: sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key))
+        for key in {key for key, *_ in POINTS}
+    }
+    return run.data.metrics, histories
+
+
+def test_direct_writes_read_back_like_log_batch(tmp_path, initialized_store):
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(initialized_store, database)
+    client = MlflowClient(f"sqlite:///{database}")
+    experiment = client.create_experiment("e")
+    by_mlflow = client.create_run(experiment).info.run_id
+    direct = client.create_run(experiment).info.run_id
+    client.log_batch(by_mlflow, metrics=[Metric(k, v, t, s) for k, v, t, s in POINTS])
+    assert write_metrics(database, direct, POINTS)
+    assert _read(client, direct) == _read(client, by_mlflow)
+    # The latest value of each metric follows MLflow's rule.
+    assert client.get_run(direct).data.metrics["lr"] == 0.3
+    # Sending the same points again changes nothing; a later step moves the latest value.
+    assert write_metrics(database, direct, POINTS)
+    assert _read(client, direct) == _read(client, by_mlflow)
+    write_metrics(database, direct, [("loss", 0.0625, 1000, 4)])
+    assert client.get_run(direct).data.metrics["loss"] == 0.0625
+    found = client.search_runs([experiment], "metrics.loss < 0.1")
+    assert [run.info.run_id for run in found] == [direct]
+
+
+def test_an_unexpected_schema_writes_nothing(tmp_path):
+    database = tmp_path / "other.db"
+    connection = sqlite3.connect(database)
+    connection.execute("create table metrics (key text, value real)")
+    connection.execute("create table latest_metrics (key text)")
+    connection.commit()
+    assert not schema_matches(connection)
+    connection.close()
+    assert write_metrics(database, "run", POINTS) is False
+    rows = sqlite3.connect(database).execute("select count(*) from metrics").fetchone()
+    assert rows == (0,)
