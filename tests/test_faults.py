@@ -174,7 +174,7 @@ def test_eight_processes_started_together_on_a_fresh_store_all_finish(tmp_path):
         for seed in range(8)
     ]  # fmt: skip
     outputs = [process.communicate(timeout=240) for process in processes]
-    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr.decode()
         assert b"Traceback" not in stderr
     found = runs(uri)

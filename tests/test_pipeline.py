@@ -587,6 +587,9 @@ def _stop_mlflow_after_create(patch: pytest.MonkeyPatch) -> None:
         return real_log_batch(self, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
 
     patch.setattr(MlflowClient, "log_batch", log_batch)
+    from backprop_lab.tracking import publishing
+
+    patch.setattr(publishing, "write_metrics", _server_gone)  # the direct SQLite path
     for name in ("log_artifacts", "log_artifact", "set_terminated"):
         patch.setattr(MlflowClient, name, _server_gone)
 
