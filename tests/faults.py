@@ -86,3 +86,81 @@ def metric_steps(uri: str, run_id: str, name: str) -> list[int]:
     from mlflow.tracking import MlflowClient
 
     return sorted(point.step for point in MlflowClient(uri).get_metric_history(run_id, name))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SqliteServer:
+    """``mlflow server`` on loopback over an SQLite file, in its own process group."""
+
+    def __init__(self, folder: Path, database: Path):
+        self.folder, self.database, self.port = folder, database, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 120) -> None:
+        import urllib.request
+
+        self.process = subprocess.Popen(
+            [
+                command("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--backend-store-uri", f"sqlite:///{self.database}",
+                "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=environment(),
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.kill()
+        raise AssertionError("mlflow server did not start")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class LineReader:
+    """Collect a stream's lines on a thread, each with the time it arrived."""
+
+    def __init__(self, stream):
+        import threading
+
+        self.lines: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic(), line))
+
+    def wait_for(self, text: str, timeout_s: float) -> float:
+        """The time the first line containing ``text`` arrived (waiting up to ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for arrived, line in list(self.lines):
+                if text in line:
+                    return arrived
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} within {timeout_s} s: {self.text}")
+
+    @property
+    def text(self) -> str:
+        return "".join(line for _, line in self.lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from faults import (
+    LineReader,
+    SqliteServer,
     command,
     environment,
     journals,
@@ -90,7 +93,7 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_is_still_killed(tmp_path):
     process = start_training(tmp_path, *LONG_SINGLE)
     wait_for_training(tmp_path, process)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.05)
+    time.sleep(0.4)  # a person pressing twice; closer signals count as one
     process.send_signal(signal.SIGINT)
     assert wait_for_exit(process, 10) < 1.5
     assert process.returncode == 130
@@ -327,3 +330,133 @@ def test_journal_files_are_written_as_training_goes(tmp_path):
     process.send_signal(signal.SIGINT)
     wait_for_exit(process, 10)
     assert journals(tmp_path) == [journal]
+
+
+@pytest.mark.slow
+def test_a_server_lost_mid_run_is_noticed_within_fifteen_seconds(tmp_path):
+    server = SqliteServer(tmp_path / "server", tmp_path / "mlflow.db")
+    server.start()
+    try:
+        process = start_training(
+            tmp_path, *LONG_SINGLE, store=server.uri, stderr=subprocess.PIPE, text=True
+        )
+        errors = LineReader(process.stderr)
+        wait_for_training(tmp_path, process)
+        _wait_for_run_in_store(server.uri)
+        server.kill()
+        lost_at = time.monotonic()
+        noticed = errors.wait_for("stopped answering", 30) - lost_at
+        assert noticed < 15
+        assert "bplab-sync" in errors.text
+        process.send_signal(signal.SIGINT)
+        assert wait_for_exit(process, 30) < 10  # no minutes of retries
+        assert process.returncode == 130
+        assert "Traceback" not in errors.text
+
+        server.start()  # the store it had comes back: the run is still RUNNING there
+        done = subprocess.run(
+            [command("bplab-sync"), str(tmp_path / "outputs")],
+            capture_output=True, text=True, env=environment(),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        run = _the_run(server.uri)
+        assert run.info.status == "KILLED"
+        epochs = int(run.data.metrics["epochs_done"])
+        assert metric_steps(server.uri, run.info.run_id, "loss")[-1] == epochs
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_a_full_store_gives_one_line_and_keeps_the_record(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        shutil.copyfile(tmp_path / "mlflow.db", small / "mlflow.db")
+        done = subprocess.run(
+            [command("bplab-train"), "experiment=xor_mlp", "training.epochs=20000",
+             f"tracking.uri=sqlite:///{small / 'mlflow.db'}"],
+            capture_output=True, text=True, cwd=tmp_path, env=environment(), timeout=300,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is full" in lines[0] and "bplab-sync" in lines[0], done.stderr
+    (record,) = tmp_path.rglob("record.json")
+    kept = json.loads(record.read_text())
+    assert kept["status"] == "FINISHED" and kept["published"] is False
+    assert len(kept["metrics"]["loss"]) == 20000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "launcher, jobs",
+    [
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["model.hidden_sizes=[1],[2]"]),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["seed=range(0,6)"]),
+        (["hydra/launcher=submitit_local"], ["model.hidden_sizes=[1],[2]"]),
+    ],
+    ids=["joblib-2", "joblib-6", "submitit_local-2"],
+)
+def test_a_multirun_exits_as_soon_as_its_jobs_are_done(tmp_path, launcher, jobs):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = subprocess.Popen(
+        [command("bplab-train"), "-m", *launcher, "experiment=xor_mlp", "training.epochs=500",
+         "tracking.plots=false", *jobs, f"tracking.uri={uri}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment(PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    printed = LineReader(process.stdout)
+    errors = LineReader(process.stderr)
+    done_at = printed.wait_for("multirun parent run", 600)
+    wait_for_exit(process, 60)
+    assert time.monotonic() - done_at < 5, "the launcher lingered after its jobs were done"
+    assert process.returncode == 0, errors.text
+    assert "Traceback" not in errors.text
+    found = runs(uri)
+    parents = [run for run in found if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in found if "mlflow.parentRunId" in run.data.tags]
+    expected = 6 if "range(0,6)" in jobs[0] else 2
+    assert len(parents) == 1 and len(children) == expected
+    assert {run.info.status for run in found} == {"FINISHED"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to_group", [True, False], ids=["terminal-ctrl-c", "kill-launcher"])
+def test_ctrl_c_stops_a_joblib_multirun_and_records_every_job_killed(tmp_path, to_group):
+    """A terminal's Ctrl-C reaches every process of the group; ``kill -INT`` only the launcher,
+    which passes it on to its workers. Either way every job ends KILLED, and so does the parent."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = subprocess.Popen(
+        [command("bplab-train"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         *LONG_SINGLE, "model.hidden_sizes=[1],[2],[3]", f"tracking.uri={uri}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment(), start_new_session=True,
+    )  # fmt: skip
+    printed, errors = LineReader(process.stdout), LineReader(process.stderr)
+    deadline = time.monotonic() + 120
+    while len([j for j in journals(tmp_path) if j.stat().st_size]) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, errors.text
+        time.sleep(0.1)
+    _wait_for_run_in_store(uri, 3)  # the parent and the two running jobs
+    if to_group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    assert wait_for_exit(process, 60) < 20
+    assert process.returncode == 130, errors.text
+    assert "Traceback" not in errors.text
+    found = runs(uri)
+    assert {run.info.status for run in found} == {"KILLED"}, printed.text
+    children = [run for run in found if "mlflow.parentRunId" in run.data.tags]
+    assert len(children) == 2  # the third job never started
+    assert "[2] not started" in printed.text
+    for child in children:
+        assert 0 < child.data.metrics["epochs_done"] < 3_000_000

@@ -43,7 +43,7 @@ def test_a_built_wheel_carries_conf_and_trains_from_it(tmp_path):
     # The wheel's package shadows the editable checkout, so it must find its own conf/.
     env = dict(os.environ, PYTHONPATH=str(target))
     probe = (
-        "import json, backprop_lab.config as c; print(json.dumps([c.__file__, str(c.conf_dir())]))"
+        "import json, backprop_lab.paths as c; print(json.dumps([c.__file__, str(c.conf_dir())]))"
     )
     module_file, conf = json.loads(
         subprocess.run(

@@ -6,13 +6,18 @@ worker thread (:func:`run_on_worker`) while the main thread waits in short sleep
 ready for signals:
 
 * the first SIGINT or SIGTERM asks the run to stop after the chunk in flight (about a
-  quarter of a second of work); it then ends KILLED with the epochs done so far recorded;
+  tenth of a second of work); it then ends KILLED with the epochs done so far recorded;
 * a second one exits at once, after ``on_force_exit`` has marked the run KILLED;
 * SIGUSR2, which ``submitit`` asks SLURM to send before a job's time limit, stops the run
   like SIGTERM, with the time limit as its reason.
 
 SIGTERM's default action kills the process without running ``finally`` or ``atexit``; SLURM
 (at a time limit or on preemption), systemd and ``kill`` all send it.
+
+A multirun has a second level (:func:`stop_sweep_on_signals`): in the launcher process the
+first signal stops the sweep, which starts no new job, and is passed on to the job processes
+(joblib's workers, submitit's local jobs), so each running job stops after its chunk and is
+recorded KILLED; a second signal ends the launcher at once.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +37,9 @@ REASONS = {
     signal.SIGUSR2: "stopped before the SLURM time limit (SIGUSR2)",
 }
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGUSR2: 143}
+# Signals this close together are one: a Ctrl-C reaches a job from the terminal and again
+# from its launcher. A person pressing twice takes longer.
+_SAME_SIGNAL_S = 0.25
 
 
 class StopRequest:
@@ -40,6 +49,7 @@ class StopRequest:
         self._event = threading.Event()
         self.reason = ""
         self.signal: int | None = None
+        self.requested_at = 0.0
 
     def __call__(self) -> bool:
         return self._event.is_set()
@@ -47,11 +57,54 @@ class StopRequest:
     def request(self, reason: str, signum: int | None = None) -> None:
         if not self._event.is_set():
             self.reason, self.signal = reason, signum
+            self.requested_at = time.monotonic()
             self._event.set()
 
     @property
     def exit_status(self) -> int:
         return EXIT_STATUS.get(self.signal, 1)
+
+
+# Set once any job of this process was stopped by a signal, or the launcher was: the sweep
+# starts no further job.
+sweep_stop = StopRequest()
+
+
+def _children() -> list[int]:
+    """Ids of this process's children (Linux ``/proc``; none elsewhere)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+def stop_sweep_on_signals(announce: Callable[[str], None]) -> None:
+    """In a multirun's launcher: the first SIGINT or SIGTERM stops the sweep and is passed on
+    to the job processes; the second raises KeyboardInterrupt (the launcher ends at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum, frame):
+        if sweep_stop():
+            raise KeyboardInterrupt
+        sweep_stop.request(REASONS.get(signum, f"signal {signum}"), signum)
+        announce(
+            f"{sweep_stop.reason}: stopping the jobs after their current chunk (again to quit at once)"
+        )
+        for child in _children():
+            with contextlib.suppress(OSError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
 
 
 def _slurm_time_limit_reason() -> str:
@@ -84,6 +137,8 @@ def stoppable(
         reason = REASONS.get(signum, f"signal {signum}")
         if signum == signal.SIGUSR2:
             reason = _slurm_time_limit_reason()
+        if stop() and time.monotonic() - stop.requested_at < _SAME_SIGNAL_S:
+            return  # the terminal's and the launcher's copy of one Ctrl-C
         if stop():
             if on_force_exit is not None:
                 on_force_exit(stop.reason or reason)
@@ -91,6 +146,7 @@ def stoppable(
             sys.stderr.flush()
             os._exit(EXIT_STATUS.get(signum, 1))
         stop.request(reason, signum)
+        sweep_stop.request(reason, signum)
         if on_first is not None:
             on_first(reason)
 

@@ -216,13 +216,9 @@ def record_results(cfg: DictConfig, job: Job, record: RunRecord, trained, stop: 
         return recording.record_single(record, cfg, job, trained), result
 
 
-def _say(console, message: str, style: str = "yellow") -> None:
-    if console is None:
-        print(message, file=sys.stderr)
-        return
-    from rich.markup import escape
-
-    console.print(escape(message), style=style)
+def _say(message: str) -> None:
+    """A warning on stderr (at once: a job may run for hours after it)."""
+    print(f"bplab-train: {message}", file=sys.stderr, flush=True)
 
 
 def execute(
@@ -232,7 +228,6 @@ def execute(
     overrides: list[str] | None = None,
     parent_run_id: str | None = None,
     tracking_uri: str | None = None,
-    console=None,
 ) -> RunSummary:
     """Validate, train and record one job. Bad input raises before any run is created.
 
@@ -242,7 +237,6 @@ def execute(
       overrides: the command-line overrides, for the run name and the reproduce command.
       parent_run_id: the multirun's parent run, when this job is one of its children.
       tracking_uri: the store to use instead of the configured one (a multirun's parent's).
-      console: a rich console for warnings (stderr when None).
     """
     overrides = list(overrides or [])
     job = prepare(cfg)
@@ -252,22 +246,25 @@ def execute(
         if finished:
             return _skipped(plan, job, finished)
     record = open_record(cfg, job, plan, output_dir, overrides, parent_run_id)
-    run = TrackedRun(record, warn=lambda message: _say(console, message))
+    run = TrackedRun(record, warn=_say)
 
     def force_exit(reason: str) -> None:
         record.close("KILLED", f"{reason}; exited at once on a second signal")
         run.abort("KILLED", record.reason, timeout_s=1.0)
 
     def first_signal(reason: str) -> None:
-        _say(console, f"{reason}: stopping after the current chunk (again to quit at once)")
+        _say(f"{reason}: stopping after the current chunk (again to quit at once)")
 
     try:
         with stoppable(on_first=first_signal, on_force_exit=force_exit) as stop:
             trained = train_recorded(cfg, job, record, stop)
             outcome, result = record_results(cfg, job, record, trained, stop)
             sending = run.send_metrics()
-            if cfg.tracking.plots:
+            if cfg.tracking.plots and record.status == "FINISHED":
                 draw_figures(record, outcome, cfg.tracking.progress)
+            elif cfg.tracking.plots:
+                # Stopped: the user is waiting. bplab-report draws them from the record.
+                record.tags[TAG_PREFIX + "figures_skipped"] = "the run was stopped early"
             record.save()
             status, message = _publish(cfg, run, sending)
     except BaseException as error:
@@ -276,7 +273,7 @@ def execute(
     finally:
         run.close()
     if message:
-        _say(console, message)
+        _say(message)
     return _summary(plan, job, record, outcome, result, status, message, stop)
 
 

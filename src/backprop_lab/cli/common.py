@@ -10,7 +10,15 @@ import sys
 from backprop_lab.errors import BackpropLabError
 
 # Libraries whose start-up chatter (INFO lines) would bury a command's own output.
-_NOISY_LOGGERS = ("jax", "jax._src.xla_bridge", "mlflow", "alembic", "matplotlib", "absl")
+_NOISY_LOGGERS = (
+    "jax",
+    "jax._src.xla_bridge",
+    "mlflow",
+    "alembic",
+    "matplotlib",
+    "absl",
+    "urllib3",
+)
 
 
 def fail(command: str, message: str, status: int = 2):

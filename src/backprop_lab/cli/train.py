@@ -10,6 +10,7 @@ import signal
 import sys
 
 from backprop_lab.cli.common import exit_now, fail, quiet_libraries
+from backprop_lab.interrupt import stop_sweep_on_signals, sweep_stop
 
 PROG = "bplab-train"
 
@@ -55,6 +56,9 @@ def _train_task(cfg) -> float | None:
     overrides = list(hydra_config.overrides.task)
     parent_run_id = tracking_uri = None
     multirun = str(hydra_config.mode) == "RunMode.MULTIRUN"
+    if sweep_stop():
+        console.print(f"[{hydra_config.job.num}] not started: {sweep_stop.reason}")
+        return None
     if multirun:
         parent = read_parent_run(hydra_config.sweep.dir)
         if parent:
@@ -66,7 +70,6 @@ def _train_task(cfg) -> float | None:
             overrides=overrides,
             parent_run_id=parent_run_id,
             tracking_uri=tracking_uri,
-            console=console,
         )
     except BackpropLabError as error:
         fail(PROG, str(error))
@@ -75,9 +78,9 @@ def _train_task(cfg) -> float | None:
     if not multirun:
         console.print(f"MLflow UI: {ui_command(summary.tracking_uri)}")
     _exit_status = max(_exit_status, summary.exit_status)
-    if summary.status == "KILLED":
-        # Ctrl-C or SIGTERM: the user (or the cluster) wants the whole command to stop.
+    if summary.status == "KILLED" and not multirun:
         exit_now(summary.exit_status)
+    # In a multirun the sweep stops: later jobs of this process see sweep_stop and do not start.
     return summary.final_loss
 
 
@@ -236,9 +239,12 @@ def main() -> None:
     quiet_libraries()
     check_before_launch(sys.argv[1:])
     app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(_train_task)
-    # Outside training, SIGTERM ends the command like Ctrl-C, so exit handlers still close
-    # what is open (a multirun's parent run); during training the pipeline handles it.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
+        stop_sweep_on_signals(lambda message: print(f"{PROG}: {message}", file=sys.stderr))
+    else:
+        # Outside training, SIGTERM ends the command like Ctrl-C, so exit handlers still run;
+        # during training the pipeline handles it.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()
     except BackpropLabError as error:  # raised by the multirun callback before jobs start
@@ -246,4 +252,4 @@ def main() -> None:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         exit_now(130)
-    exit_now(_exit_status)
+    exit_now(sweep_stop.exit_status if sweep_stop() else _exit_status)

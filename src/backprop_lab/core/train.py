@@ -492,14 +492,14 @@ def run_in_chunks(
 
 
 def chunk_epochs_for(
-    spec: TrainSpec, num_samples: int, cells: int = 1, target_seconds: float = 0.25
+    spec: TrainSpec, num_samples: int, cells: int = 1, target_seconds: float = 0.1
 ) -> int:
     """Epochs per chunk so one chunk takes about ``target_seconds`` on a CPU core.
 
-    Stopping (Ctrl-C, SIGTERM) waits for the chunk in flight, so this bounds the reaction
-    time. The estimate is deliberately cheap: a fixed cost per optimizer step plus a cost
-    per weight and sample, measured on the CPU machines this project runs on; a faster device
-    simply reacts sooner.
+    Stopping (Ctrl-C, SIGTERM) waits for the chunks in flight (the one running and the one
+    queued behind it), so this bounds the reaction time. The estimate is cheap: a fixed cost
+    per optimizer step plus a cost per weight and sample, measured on the CPU machines this
+    project runs on; a faster device simply reacts sooner.
     """
     params = count_parameters(spec.architecture)
     if spec.batching == "full":

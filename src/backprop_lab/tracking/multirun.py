@@ -7,6 +7,7 @@ import contextlib
 import json
 from pathlib import Path
 
+from backprop_lab.interrupt import sweep_stop
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.publishing import create_run
 from backprop_lab.tracking.records import MAX_RUN_NAME, RunRecord, this_process
@@ -94,6 +95,9 @@ class MultirunTrackingCallback(_HydraCallback):
                     [run.info.experiment_id],
                     filter_string=f"tags.mlflow.parentRunId = '{self._run_id}'",
                 )
-                failed = any(child.info.status in ("FAILED", "KILLED") for child in children)
-                status = "FAILED" if failed else "FINISHED"
+                statuses = {child.info.status for child in children}
+                if sweep_stop() or "KILLED" in statuses:
+                    status = "KILLED"
+                else:
+                    status = "FAILED" if "FAILED" in statuses else "FINISHED"
             mlflow_client.set_terminated(self._run_id, status=status)
