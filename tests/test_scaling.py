@@ -343,3 +343,28 @@ def test_a_run_whose_server_disappears_is_recovered_by_bplab_sync(server, tmp_pa
         timeout=120,
     )
     assert "nothing to sync" in again.stdout
+
+
+def test_the_database_refuses_other_local_users_without_the_password(server):
+    """PostgreSQL takes a password over TCP and only its own user on the socket."""
+    psql = str(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] / "psql")
+    password_file = server.state / "pg_password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    query = ["-p", str(server.pg_port), "-U", "postgres", "-w", "-d", "mlflow", "-tAc", "select 1"]
+    env = {"PATH": os.environ["PATH"], "HOME": "/tmp"}
+    with_password = subprocess.run(
+        [psql, "-h", "127.0.0.1", *query],
+        capture_output=True, text=True,
+        env={**env, "PGPASSWORD": password_file.read_text().strip()},
+    )  # fmt: skip
+    assert with_password.stdout.strip() == "1", with_password.stderr
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another local user")
+    for host in ("127.0.0.1", "/tmp"):
+        refused = subprocess.run(
+            ["runuser", "-u", "nobody", "--", psql, "-h", host, *query],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert refused.stdout.strip() != "1"
+        assert "authentication failed" in refused.stderr or "no password" in refused.stderr

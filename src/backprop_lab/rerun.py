@@ -18,11 +18,8 @@ PROG = "bplab-rerun"
 
 def load_run_config(tracking_uri: str, run_id: str):
     """The run and its resolved config, validated against the schema."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     from backprop_lab import tracking
-    from backprop_lab.config import Config
+    from backprop_lab.report.artifacts import UnreadableArtifact, read_config
 
     mlflow_client = tracking.client(tracking_uri)
     try:
@@ -50,11 +47,9 @@ def load_run_config(tracking_uri: str, run_id: str):
             f"run {run_id} has no config.yaml artifact; it was not made by bplab-train"
         ) from None
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-    except OmegaConfBaseException as error:
-        raise BackpropLabError(
-            f"run {run_id}'s config.yaml does not fit this version's schema: {error}"
-        ) from None
+        cfg = read_config(Path(path))
+    except UnreadableArtifact as error:
+        raise BackpropLabError(f"run {run_id}: {error}") from None
     return run, cfg, folder
 
 
@@ -68,8 +63,13 @@ def logged_weights(
         path = tracking.client(tracking_uri).download_artifacts(run_id, name, str(folder))
     except Exception:
         raise BackpropLabError(f"run {run_id} has no {name} artifact to compare with") from None
-    with np.load(path) as arrays:
-        return {key: arrays[key] for key in arrays.files if key.startswith("layer")}
+    from backprop_lab.report.artifacts import UnreadableArtifact, read_npz
+
+    try:
+        arrays = read_npz(Path(path), name)
+    except UnreadableArtifact as error:
+        raise BackpropLabError(f"run {run_id}: {error}") from None
+    return {key: values for key, values in arrays.items() if key.startswith("layer")}
 
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, str]:

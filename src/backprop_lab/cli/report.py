@@ -105,6 +105,19 @@ def _build_reports(mlflow_client, experiments, wanted, run_id, out: Path, uri: s
     return built
 
 
+def _writable_folder(out: Path) -> Path:
+    """``--out``, created if missing; one line when it cannot be written."""
+    import os
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BackpropLabError(f"--out {out}: cannot create it ({error.strerror})") from None
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise BackpropLabError(f"--out {out}: not a folder that can be written")
+    return out
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run ``bplab-report``; return the exit code (2 for bad input)."""
     from rich.console import Console
@@ -115,7 +128,7 @@ def run(argv: list[str] | None = None) -> int:
     quiet_libraries()
     try:
         args, uri, mlflow_client, experiments, wanted = _request(argv)
-        out = Path(args.out) if args.out else project_root() / "experiments"
+        out = _writable_folder(Path(args.out) if args.out else project_root() / "experiments")
         built = _build_reports(mlflow_client, experiments, wanted, args.run, out, uri)
     except BackpropLabError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 from backprop_lab.cli.common import exit_now, fail, quiet_libraries
+from backprop_lab.config.hydra_guard import check_hydra_config, check_override_keys
+from backprop_lab.errors import BackpropLabError
 from backprop_lab.interrupt import stop_sweep_on_signals, sweep_stop
 
 PROG = "bplab-train"
@@ -146,65 +149,84 @@ def check_before_launch(argv: list[str]) -> None:
     runs. Sweeps on the command line and in a preset's ``hydra.sweeper.params`` are expanded
     as Hydra's basic sweeper does.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra import initialize_config_dir
     from hydra._internal.utils import get_args_parser
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
 
-    from backprop_lab import tracking
-    from backprop_lab.config import validate
-    from backprop_lab.errors import BackpropLabError
     from backprop_lab.paths import conf_dir
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
     overrides = list(args.overrides or [])
-    parser = OverridesParser.create()
+    if args.config_dir:
+        # Compose exactly what Hydra will: the user's config folder comes first.
+        search = Path(args.config_dir).resolve().as_uri()
+        overrides = [f"hydra.searchpath=[{search}]", *overrides]
     try:
         with initialize_config_dir(
             version_base="1.3", config_dir=str(conf_dir()), job_name="bplab-train"
         ):
-            parsed = parser.parse_overrides(overrides)
-            if args.multirun:
-                first = [item.input_line for item in parsed if not item.is_sweep_override()]
-                base = compose("train", overrides=first, return_hydra_config=True)
-                preset_sweeps = [
-                    f"{key}={value}"
-                    for key, value in (base.hydra.sweeper.get("params") or {}).items()
-                ]
-                given = {item.get_key_element() for item in parsed}
-                preset = [
-                    item
-                    for item in parser.parse_overrides(preset_sweeps)
-                    if item.get_key_element() not in given
-                ]
-                jobs = [
-                    job
-                    for batch in BasicSweeper.split_arguments(preset + parsed, None)
-                    for job in batch
-                ]
-            else:
-                if any(item.is_sweep_override() for item in parsed):
-                    raise BackpropLabError(
-                        "a sweep (a,b,c or range(...)) needs -m: bplab-train -m "
-                        + " ".join(overrides)
-                    )
-                jobs = [overrides]
-            checked_uris = set()
-            # Composing takes ~20 ms a job: a huge sweep has its first jobs checked here and
-            # the rest checked by their own jobs, which fail the same way.
-            for job in jobs[:_MAX_JOBS_CHECKED]:
-                cfg = compose("train", overrides=job)
-                validate(cfg)
-                uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
-                if uri not in checked_uris:
-                    tracking.check_store(uri)
-                    checked_uris.add(uri)
+            jobs, base = _jobs_of(overrides, args.multirun)
+            check_hydra_config(OmegaConf.to_container(base.hydra, resolve=False))
+            _check_jobs(jobs)
     except BackpropLabError as error:
         fail(PROG, str(error))
     except Exception as error:  # Hydra's and OmegaConf's composition errors
         fail(PROG, _one_line(error))
+
+
+def _jobs_of(overrides: list[str], multirun: bool):
+    """Every job's overrides, expanded as Hydra's basic sweeper does, and the composed config
+    of the first job with its ``hydra`` node."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    check_override_keys(item.get_key_element() for item in parsed)
+    fixed = [item.input_line for item in parsed if not item.is_sweep_override()]
+    base = compose("train", overrides=fixed, return_hydra_config=True)
+    if not multirun:
+        if any(item.is_sweep_override() for item in parsed):
+            raise BackpropLabError(
+                "a sweep (a,b,c or range(...)) needs -m: bplab-train -m " + " ".join(overrides)
+            )
+        return [overrides], base
+    preset_sweeps = [
+        f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()
+    ]
+    given = {item.get_key_element() for item in parsed}
+    preset = [
+        item
+        for item in parser.parse_overrides(preset_sweeps)
+        if item.get_key_element() not in given
+    ]
+    batches = BasicSweeper.split_arguments(preset + parsed, None)
+    return [job for batch in batches for job in batch], base
+
+
+def _check_jobs(jobs: list[list[str]]) -> None:
+    """Validate each job's config and check its store (once per store)."""
+    from hydra import compose
+
+    from backprop_lab import tracking
+    from backprop_lab.config import validate
+    from backprop_lab.config.validate import check_explicit_overrides
+
+    checked_uris = set()
+    # Composing takes ~20 ms a job: a huge sweep has its first jobs checked here and the rest
+    # checked by their own jobs, which fail the same way.
+    for job in jobs[:_MAX_JOBS_CHECKED]:
+        cfg = compose("train", overrides=job)
+        validate(cfg)
+        explicit = {item.split("=", 1)[0].lstrip("+~") for item in job if "=" in item}
+        check_explicit_overrides(cfg, explicit)
+        uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+        if uri not in checked_uris:
+            tracking.check_store(uri)
+            checked_uris.add(uri)
 
 
 def _start_importing_plots() -> None:

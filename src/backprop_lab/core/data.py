@@ -171,6 +171,74 @@ def playground(
     return _split(name, x, labels[:, None], test_fraction, rng)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _csv_file(path: Path) -> Path:
+    if path.is_dir():
+        raise BackpropLabError(f"data.path={str(path)!r} is a folder, not a CSV file")
+    if not path.is_file():
+        raise BackpropLabError(f"CSV file {str(path)!r} does not exist")
+    return path
+
+
+def _csv_rows(path: Path):
+    """``(row number, cells)`` of a UTF-8 CSV (a byte-order mark is dropped), header first.
+
+    Bad bytes, NUL characters and cells over the csv module's limit become one-line errors.
+    """
+    number = 0
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                yield number, row
+    except UnicodeDecodeError as error:
+        raise BackpropLabError(
+            f"CSV file {str(path)!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} "
+            f"at offset {error.start}); save it as UTF-8"
+        ) from None
+    except csv.Error as error:
+        limit = csv.field_size_limit()
+        detail = (
+            f"a cell is longer than {limit:,} characters"
+            if "field larger than field limit" in str(error)
+            else str(error)
+        )
+        raise BackpropLabError(f"CSV file {str(path)!r}, row {number + 1}: {detail}") from None
+
+
+def _csv_header(path: Path, header: list[str], wanted: list[str]) -> list[int]:
+    """The positions of the wanted columns in the header (names must be unique and present)."""
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BackpropLabError(
+            f"CSV file {str(path)!r} has more than one column called {repeated[0]!r}; rename them"
+        )
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise BackpropLabError(
+            f"CSV file {str(path)!r} has no column {missing[0]!r}; its columns are: {', '.join(names)}"
+        )
+    return [names.index(name) for name in wanted]
+
+
+def _csv_number(path: Path, row_number: int, name: str, cell: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise BackpropLabError(
+            f"CSV file {str(path)!r}, row {row_number}, column {name!r}: {cell[:40]!r} is not a number"
+        ) from None
+    # The data set is float32: a number it cannot hold is as bad as inf.
+    if not (math.isfinite(value) and abs(value) <= _FLOAT32_MAX):
+        raise BackpropLabError(
+            f"CSV file {str(path)!r}, row {row_number}, column {name!r}: {cell[:40]!r} is not "
+            "finite in float32 (the data set's precision)"
+        )
+    return value
+
+
 def load_csv(
     path: str | Path,
     feature_columns: Sequence[str],
@@ -182,47 +250,30 @@ def load_csv(
     """Read a CSV with a header row; the user names the feature and target columns.
 
     Raises:
-      BackpropLabError: for a missing file or column, or a non-numeric cell (naming its row
-        number in the file, counting the header as row 1, and its column).
+      BackpropLabError: for a missing file or column, a folder, text that is not UTF-8, a
+        repeated column name, an overlong cell, or a cell that is not a finite number (naming
+        its row number in the file, counting the header as row 1, and its column).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BackpropLabError(f"CSV file {str(path)!r} does not exist")
+    path = _csv_file(Path(path))
     if not feature_columns or not target_columns:
         raise BackpropLabError("a CSV data set needs data.feature_columns and data.target_columns")
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [name.strip() for name in next(reader)]
-        except StopIteration:
-            raise BackpropLabError(f"CSV file {str(path)!r} is empty") from None
-        wanted = list(feature_columns) + list(target_columns)
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise BackpropLabError(
-                f"CSV file {str(path)!r} has no column {missing[0]!r}; its columns are: {', '.join(header)}"
-            )
-        indices = [header.index(name) for name in wanted]
-        rows = []
-        for row_number, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            values = []
-            for name, index in zip(wanted, indices, strict=False):
-                cell = row[index].strip() if index < len(row) else ""
-                try:
-                    value = float(cell)
-                except ValueError:
-                    raise BackpropLabError(
-                        f"CSV file {str(path)!r}, row {row_number}, column {name!r}: "
-                        f"{cell!r} is not a number"
-                    ) from None
-                if not math.isfinite(value):
-                    raise BackpropLabError(
-                        f"CSV file {str(path)!r}, row {row_number}, column {name!r}: {cell!r} is not finite"
-                    )
-                values.append(value)
-            rows.append(values)
+    wanted = list(feature_columns) + list(target_columns)
+    rows_in_file = _csv_rows(path)
+    try:
+        _, header = next(rows_in_file)
+    except StopIteration:
+        raise BackpropLabError(f"CSV file {str(path)!r} is empty") from None
+    indices = _csv_header(path, header, wanted)
+    rows = []
+    for row_number, row in rows_in_file:
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        rows.append(
+            [
+                _csv_number(path, row_number, name, row[index].strip() if index < len(row) else "")
+                for name, index in zip(wanted, indices, strict=True)
+            ]
+        )
     if not rows:
         raise BackpropLabError(f"CSV file {str(path)!r} has a header but no data rows")
     table = np.asarray(rows, dtype=np.float64)

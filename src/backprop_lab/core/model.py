@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.core.activations import Activation, get_activation
-from backprop_lab.errors import BackpropLabError
+from backprop_lab.core.activations import ACTIVATION_NAMES, Activation, get_activation
+from backprop_lab.errors import BackpropLabError, invalid
 
 
 class Layer(NamedTuple):
@@ -69,8 +69,12 @@ def validate_architecture(architecture: Architecture) -> None:
                 f"layer size {size!r} at position {position} of {list(sizes)} is invalid; "
                 "every layer needs at least 1 unit"
             )
-    get_activation(architecture.hidden_activation)
-    get_activation(architecture.output_activation)
+    for key, name in (
+        ("model.hidden_activation", architecture.hidden_activation),
+        ("model.output_activation", architecture.output_activation),
+    ):
+        if name not in ACTIVATION_NAMES:
+            raise invalid(key, name, "choose one of " + ", ".join(ACTIVATION_NAMES))
 
 
 def count_parameters(architecture: Architecture) -> int:

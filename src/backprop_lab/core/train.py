@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from backprop_lab.core.losses import accuracy, epoch_metrics, get_loss
+from backprop_lab.core.losses import LOSSES, accuracy, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
     Params,
@@ -47,8 +47,8 @@ from backprop_lab.core.model import (
     layer_activations,
     validate_architecture,
 )
-from backprop_lab.core.optim import make_optimizer
-from backprop_lab.errors import BackpropLabError
+from backprop_lab.core.optim import OPTIMIZER_NAMES, make_optimizer
+from backprop_lab.errors import BackpropLabError, invalid
 
 BATCHING_MODES: tuple[str, ...] = ("online", "shuffled", "minibatch", "full")
 TRAINING_METHODS: tuple[str, ...] = ("backprop", "ste", "perceptron")
@@ -146,15 +146,21 @@ class TrainResult(NamedTuple):
 def validate_spec(spec: TrainSpec) -> None:
     """Raise a one-line :class:`BackpropLabError` for a spec that cannot be trained.
 
-    The Hydra configs are checked by ``backprop_lab.config`` before a spec is built; this
-    guards the core's own entry points, which code can call directly.
+    The one place for these rules: ``bplab-train`` checks a config with them too (through
+    ``backprop_lab.config.validate``), so the messages name the config's keys.
     """
     validate_architecture(spec.architecture)
-    get_loss(spec.loss)
-    make_optimizer(spec.optimizer, 0.1)
-    for name, value in (("epochs", spec.epochs), ("batch_size", spec.batch_size)):
+    for key, value, allowed in (
+        ("loss", spec.loss, tuple(LOSSES)),
+        ("optimizer", spec.optimizer, OPTIMIZER_NAMES),
+        ("training.batching", spec.batching, BATCHING_MODES),
+        ("training.method", spec.method, TRAINING_METHODS),
+    ):
+        if value not in allowed:
+            raise invalid(key, value, "choose one of " + ", ".join(allowed))
+    for key, value in (("training.epochs", spec.epochs), ("training.batch_size", spec.batch_size)):
         if value < 1:
-            raise BackpropLabError(f"training.{name}={value} must be at least 1")
+            raise invalid(key, value, "must be at least 1")
     if spec.chunk_epochs < 0:
         raise BackpropLabError(f"chunk_epochs={spec.chunk_epochs} must be >= 0")
     snapshots = spec.snapshot_epochs
@@ -164,14 +170,6 @@ def validate_spec(spec: TrainSpec) -> None:
         raise BackpropLabError(
             f"snapshot epochs must be distinct, sorted and within 0..{spec.epochs}: {snapshots[:8]}"
         )
-    for name, value, allowed in (
-        ("batching", spec.batching, BATCHING_MODES),
-        ("method", spec.method, TRAINING_METHODS),
-    ):
-        if value not in allowed:
-            raise BackpropLabError(
-                f"training.{name}={value!r}; choose one of: {', '.join(allowed)}"
-            )
     arch = spec.architecture
     if spec.method == "perceptron" and (
         len(arch.layer_sizes) != 2 or arch.output_activation != "threshold"
