@@ -66,6 +66,7 @@ BAD_OVERRIDES = [
         "finite",
     ),  # fmt: skip
     (["model.hidden_sizes=[1000000000]"], "model.hidden_sizes[0]"),
+    (["model.hidden_sizes=[1000000,1000000]"], "GiB to train"),
     (["training.epochs=10000000000"], "training.epochs"),
     (["tracking.experiment_name=" + "x" * 300], "tracking.experiment_name"),
     (["tracking.run_name=a\tb"], "tracking.run_name"),

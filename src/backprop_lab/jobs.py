@@ -75,6 +75,32 @@ def initial_params_fn(cfg: DictConfig, architecture: Architecture) -> Callable:
     return lambda key: init_params(key, architecture, model.init, model.init_scale)
 
 
+# Copies of the parameters training holds at once: the weights, their gradient and up to two
+# optimizer moments (Adam), with room for the compiler's temporaries.
+_PARAMETER_COPIES = 6
+
+
+def check_fits_in_memory(architecture: Architecture, cells: int, precision: str) -> None:
+    """Refuse, in one line, a network (or grid) whose parameters alone would not fit in half
+    of this machine's memory: better than an out-of-memory kill an hour later."""
+    import os
+
+    from backprop_lab.core.model import count_parameters
+
+    numbers = count_parameters(architecture) * cells
+    needed = numbers * (8 if precision == "float64" else 4) * _PARAMETER_COPIES
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    if needed > available // 2:
+        raise BackpropLabError(
+            f"model.hidden_sizes={list(architecture.layer_sizes[1:-1])}: {numbers:,} parameters "
+            f"({cells:,} networks) need about {needed / 2**30:.1f} GiB to train, more than half "
+            f"of this machine's {available / 2**30:.0f} GiB; use smaller layers or fewer cells"
+        )
+
+
 def prepare(cfg: DictConfig) -> Job:
     """Validate ``cfg`` and build the data set, the network and the training spec."""
     validate(cfg)
@@ -92,6 +118,7 @@ def prepare(cfg: DictConfig) -> Job:
     rates = sweep_learning_rates(cfg) or [float(cfg.optimizer.learning_rate)]
     seeds = sweep_seeds(cfg) or [int(cfg.seed)]
     cells = len(rates) * len(seeds)
+    check_fits_in_memory(architecture, cells, cfg.training.precision)
     spec = build_spec(cfg, architecture)
     if not grid:
         spec = single_network_spec(spec)
