@@ -473,15 +473,58 @@ def test_a_grid_run_is_one_parent_with_a_child_per_learning_rate(grid):
         assert "success_rate" in child.data.metrics
 
 
-def test_grid_children_log_one_curve_per_seed(grid):
+def test_grid_children_log_their_rate_aggregates_per_epoch(grid):
     for child in grid.children:
         row = GRID_RATES.index(float(child.data.params["optimizer.learning_rate"]))
+        steps, median = _steps_and_values(grid.client, child.info.run_id, "loss_median")
+        assert steps == list(range(1, GRID_EPOCHS + 1))
+        np.testing.assert_allclose(median, np.median(grid.npz["loss"][row], axis=0), rtol=1e-6)
+        _, mean_accuracy = _steps_and_values(grid.client, child.info.run_id, "accuracy_mean")
+        np.testing.assert_allclose(mean_accuracy, grid.npz["accuracy"][row].mean(axis=0), rtol=1e-6)
+        # Every seed's curve is in grid.npz; MLflow gets the aggregates unless asked for more.
+        assert not [key for key in child.data.metrics if key.startswith("loss/seed_")]
+
+
+def test_a_grid_can_log_every_seeds_curve_in_its_children(compose, store, tmp_path):
+    summary = pipeline.execute(
+        compose([*GRID_OVERRIDES, "tracking.seed_curves=true", "tracking.plots=false"]),
+        output_dir=tmp_path / "job",
+    )
+    client = MlflowClient(store)
+    experiment = client.get_run(summary.run_id).info.experiment_id
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{summary.run_id}'"
+    )
+    grid = np.load(client.download_artifacts(summary.run_id, "grid.npz", str(tmp_path / "dl")))
+    for child in children:
+        row = GRID_RATES.index(float(child.data.params["optimizer.learning_rate"]))
         for seed in GRID_SEEDS:
-            steps, values = _steps_and_values(
-                grid.client, child.info.run_id, f"loss/seed_{seed:03d}"
-            )
+            steps, values = _steps_and_values(client, child.info.run_id, f"loss/seed_{seed:03d}")
             assert steps == list(range(1, GRID_EPOCHS + 1))
-            np.testing.assert_allclose(values, grid.npz["loss"][row, seed], rtol=1e-6)
+            np.testing.assert_allclose(values, grid["loss"][row, seed], rtol=1e-6)
+
+
+def test_a_grid_read_back_from_mlflow_alone_rebuilds_its_per_rate_table(grid):
+    """The children's params and metrics are the per-rate table; grid.npz agrees."""
+    from backprop_lab.core.analysis import best_rate_index, rate_rows
+
+    by_mlflow = sorted(
+        (
+            float(child.data.params["optimizer.learning_rate"]),
+            child.data.metrics["success_rate"],
+            child.data.metrics.get("final_loss_median", float("nan")),
+            child.data.metrics["diverged_fraction"],
+            child.data.metrics["improved_fraction"],
+        )
+        for child in grid.children
+    )
+    rows = rate_rows(grid.npz)
+    expected = [
+        (row.rate, row.success_rate, row.median_final_loss, row.diverged, row.improved)
+        for row in rows
+    ]
+    np.testing.assert_allclose(np.array(by_mlflow), np.array(expected), rtol=1e-6)
+    assert grid.run.data.metrics["best_learning_rate"] == rows[best_rate_index(rows)].rate
 
 
 def test_grid_npz_holds_every_cell(grid):

@@ -24,7 +24,8 @@ from backprop_lab.config import (
 )
 from backprop_lab.core.data import Dataset, check_fits
 from backprop_lab.core.model import Architecture
-from backprop_lab.core.train import TrainSpec, chunk_epochs_for, single_network_spec
+from backprop_lab.core.runner import chunk_epochs_for
+from backprop_lab.core.train import TrainSpec, single_network_spec
 from backprop_lab.core.trajectory import snapshot_plan
 from backprop_lab.errors import BackpropLabError
 
@@ -143,10 +144,14 @@ def prepare(cfg: DictConfig) -> Job:
     )
 
 
-def train_job(job: Job, seed: int, *, should_stop=None, on_chunk=None):
-    """Train a prepared job: a :class:`TrainResult`, or a :class:`GridResult` for a grid."""
+def train_job(job: Job, seed: int, **options):
+    """Train a prepared job: a :class:`TrainResult`, or a :class:`GridResult` for a grid.
+
+    ``options`` (``should_stop``, ``on_chunk``, ``timings``) go to the core's driver.
+    """
+    from backprop_lab.core.runner import train_from_seed
     from backprop_lab.core.sweep import train_grid
-    from backprop_lab.core.train import to_device_data, train_from_seed
+    from backprop_lab.core.train import to_device_data
 
     data = to_device_data(job.dataset)
     if job.grid:
@@ -156,8 +161,7 @@ def train_job(job: Job, seed: int, *, should_stop=None, on_chunk=None):
             job.learning_rates,
             job.seeds,
             data,
-            should_stop=should_stop,
-            on_chunk=on_chunk,
+            **options,
         )
     return train_from_seed(
         job.spec,
@@ -165,6 +169,5 @@ def train_job(job: Job, seed: int, *, should_stop=None, on_chunk=None):
         seed,
         job.learning_rates[0],
         data,
-        should_stop=should_stop,
-        on_chunk=on_chunk,
+        **options,
     )

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from omegaconf import DictConfig
 
+import backprop_lab
 from backprop_lab import progress, recording, tracking
 from backprop_lab.config import config_hash_of, flatten, to_container
 from backprop_lab.core import analysis
@@ -180,7 +181,7 @@ def journal_rows(job: Job, metrics) -> np.ndarray:
 
 
 def _estimated_seconds(job: Job) -> float:
-    from backprop_lab.core.train import chunk_epochs_for
+    from backprop_lab.core.runner import chunk_epochs_for
 
     per_chunk = chunk_epochs_for(job.spec, len(job.dataset.x_train), job.cells, 1.0)
     return job.spec.epochs / per_chunk
@@ -196,14 +197,19 @@ def train_recorded(cfg: DictConfig, job: Job, record: RunRecord, stop: StopReque
             record.append_epochs(journal_rows(job, chunk.metrics))
             bar.update(chunk.epochs_done)
 
+        timings: dict[str, float] = {}
         trained = run_on_worker(
-            lambda: train_job(job, int(cfg.seed), should_stop=stop, on_chunk=on_chunk)
+            lambda: train_job(
+                job, int(cfg.seed), should_stop=stop, on_chunk=on_chunk, timings=timings
+            )
         )
     record.add_scalar("train_seconds", time.perf_counter() - started)
+    record.add_scalar("compile_seconds", timings.get("compile"))
+    record.timings.update(timings)
     return trained
 
 
-def record_results(cfg: DictConfig, job: Job, record: RunRecord, trained, stop: StopRequest):
+def record_results(cfg: DictConfig, job: Job, record: RunRecord, trained, stop: StopRequest, files):
     """Close the record's training phase with its status, then write its results."""
     result = trained.result if job.grid else trained
     if int(result.epochs_done) < job.spec.epochs:
@@ -212,8 +218,8 @@ def record_results(cfg: DictConfig, job: Job, record: RunRecord, trained, stop: 
         record.status = "FINISHED"
     with progress.phase("recording", cfg.tracking.progress):
         if job.grid:
-            return recording.record_grid(record, cfg, job, trained), result
-        return recording.record_single(record, cfg, job, trained), result
+            return recording.record_grid(record, cfg, job, trained, files), result
+        return recording.record_single(record, cfg, job, trained, files), result
 
 
 def _say(message: str) -> None:
@@ -239,6 +245,7 @@ def execute(
       tracking_uri: the store to use instead of the configured one (a multirun's parent's).
     """
     overrides = list(overrides or [])
+    entered = time.perf_counter()
     job = prepare(cfg)
     plan = plan_run(cfg, job, overrides, tracking_uri)
     if cfg.resume:
@@ -246,6 +253,9 @@ def execute(
         if finished:
             return _skipped(plan, job, finished)
     record = open_record(cfg, job, plan, output_dir, overrides, parent_run_id)
+    record.timings["start_up"] = (
+        time.time() - backprop_lab.IMPORTED_AT - (time.perf_counter() - entered)
+    )
     run = TrackedRun(record, warn=_say)
 
     def force_exit(reason: str) -> None:
@@ -258,15 +268,22 @@ def execute(
     try:
         with stoppable(on_first=first_signal, on_force_exit=force_exit) as stop:
             trained = train_recorded(cfg, job, record, stop)
-            outcome, result = record_results(cfg, job, record, trained, stop)
-            sending = run.send_metrics()
-            if cfg.tracking.plots and record.status == "FINISHED":
-                draw_figures(record, outcome, cfg.tracking.progress)
-            elif cfg.tracking.plots:
-                # Stopped: the user is waiting. bplab-report draws them from the record.
-                record.tags[TAG_PREFIX + "figures_skipped"] = "the run was stopped early"
+            with record.timed("record"):
+                files = recording.FileWriter()
+                outcome, result = record_results(cfg, job, record, trained, stop, files)
+                sending = run.send_metrics()
+            with record.timed("figures"):
+                if cfg.tracking.plots and record.status == "FINISHED":
+                    draw_figures(record, outcome, cfg.tracking.progress)
+                elif cfg.tracking.plots:
+                    # Stopped: the user is waiting. bplab-report draws them from the record.
+                    record.tags[TAG_PREFIX + "figures_skipped"] = "the run was stopped early"
+            with record.timed("record"):
+                files.wait()
+                record.save()
+            with record.timed("publish"):
+                status, message = _publish(cfg, run, sending)
             record.save()
-            status, message = _publish(cfg, run, sending)
     except BaseException as error:
         _close_after_error(record, run, error)
         raise

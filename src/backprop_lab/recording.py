@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,23 +62,50 @@ def write_common_artifacts(
     )
 
 
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` that ``np.load`` reads, compressed at zlib's fastest level: a 1,024-cell
+    grid's curves compress about twice as fast as with ``np.savez_compressed`` (level 6) and
+    end up only a few per cent larger."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, values in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(values), allow_pickle=False)
+
+
+class FileWriter:
+    """Large artifacts written on a thread: zlib releases the GIL, so compressing a grid
+    overlaps the figures and the metrics on their way to MLflow. :meth:`wait` before the
+    artifacts are published."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bplab-files")
+        self._pending = []
+
+    def submit(self, function: Callable, *args) -> None:
+        self._pending.append(self._pool.submit(function, *args))
+
+    def wait(self) -> None:
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+
 def history_arrays(history) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
 
 
-def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> int:
+def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> None:
     """``trajectory.npz``: the snapshot epochs reached and the parameters at each (the
-    snapshot axis comes after a grid's ``(rates, seeds)`` axes). Returns its size in bytes."""
+    snapshot axis comes after a grid's ``(rates, seeds)`` axes)."""
     if snapshots is None or not epochs:
-        return 0
+        return
     reached = np.asarray(epochs) <= epochs_done
     arrays = params_to_arrays(snapshots)
     batch_axes = arrays["layer0_weights"].ndim - 3  # (..., snapshots, units, inputs)
     index = (slice(None),) * batch_axes + (reached,)
     arrays = {name: values[index] for name, values in arrays.items()}
-    path = folder / TRAJECTORY_ARTIFACT
-    np.savez_compressed(path, epochs=np.asarray(epochs)[reached], **arrays)
-    return path.stat().st_size
+    save_npz(folder / TRAJECTORY_ARTIFACT, {"epochs": np.asarray(epochs)[reached], **arrays})
 
 
 def write_history_csv(path: Path, history: dict[str, np.ndarray], block: int = 65536) -> None:
@@ -98,7 +127,7 @@ def write_history_csv(path: Path, history: dict[str, np.ndarray], block: int = 6
 # One network
 
 
-def record_single(record: RunRecord, cfg: DictConfig, job, result) -> Outcome:
+def record_single(record: RunRecord, cfg: DictConfig, job, result, files: FileWriter) -> Outcome:
     """Put a single run's curves, verdicts, weights, history and figures into its record."""
     history = history_arrays(result.history)
     done = int(result.epochs_done)
@@ -113,8 +142,10 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result) -> Outcome:
     folder = record.artifact_dir
     np.savez(folder / "weights.npz", **params_to_arrays(result.params))
     (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
-    write_history_csv(folder / "history.csv", {name: v[:done] for name, v in history.items()})
-    write_trajectory(folder, job.spec.snapshot_epochs, result.snapshots, done)
+    files.submit(
+        write_history_csv, folder / "history.csv", {name: v[:done] for name, v in history.items()}
+    )
+    files.submit(write_trajectory, folder, job.spec.snapshot_epochs, result.snapshots, done)
     return Outcome(
         summary.final_loss,
         summary.final_accuracy,
@@ -199,13 +230,14 @@ def grid_arrays(cfg: DictConfig, grid) -> dict[str, np.ndarray]:
     }
 
 
-def record_grid(record: RunRecord, cfg: DictConfig, job, grid) -> Outcome:
-    """Put a grid's arrays, table, figures, scalars and per-rate children into its record."""
+def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter) -> Outcome:
+    """Put a grid's arrays, table, figures, scalars and per-rate children into its record
+    (``grid.npz`` and the trajectory are written by ``files``)."""
     arrays = grid_arrays(cfg, grid)
     folder = record.artifact_dir
-    np.savez_compressed(folder / "grid.npz", **arrays)
+    files.submit(save_npz, folder / "grid.npz", arrays)
     done = int(grid.result.epochs_done)
-    write_trajectory(folder, job.spec.snapshot_epochs, grid.result.snapshots, done)
+    files.submit(write_trajectory, folder, job.spec.snapshot_epochs, grid.result.snapshots, done)
     curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
     view = {**arrays, **curves}
     _write_cells_table(folder / "cells.csv", view)
@@ -284,8 +316,9 @@ def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> Non
         {"optimizer.learning_rate": f"{row.rate:.9g}", "grid.num_seeds": len(grid["seeds"])}
     )
     losses = grid["loss"][row_index]
-    for s, seed in enumerate(grid["seeds"]):
-        child.add_curve(f"loss/seed_{int(seed):03d}", losses[s, steps - 1], steps=steps)
+    if cfg.tracking.seed_curves:
+        for s, seed in enumerate(grid["seeds"]):
+            child.add_curve(f"loss/seed_{int(seed):03d}", losses[s, steps - 1], steps=steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         quantiles = analysis.seed_quantile_curves(losses[:, steps - 1])

@@ -21,6 +21,29 @@ _NOISY_LOGGERS = (
 )
 
 
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk, so a repeated command does not compile again.
+
+    The cache is JAX's own (``$XDG_CACHE_HOME/backprop-lab/jax``, or ``BPLAB_JAX_CACHE``;
+    ``BPLAB_JAX_CACHE=off`` turns it off). A program loaded from it is the same program, so
+    runs stay bitwise reproducible.
+    """
+    from pathlib import Path
+
+    where = os.environ.get("BPLAB_JAX_CACHE")
+    if where == "off":
+        return
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        where = str(Path(base) / "backprop-lab" / "jax")
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", where)
+    # Every program, however quick to compile: a grid's compile is about a second.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def fail(command: str, message: str, status: int = 2):
     """Print ``<command>: error: <message>`` on stderr and exit with ``status``."""
     print(f"{command}: error: {message}", file=sys.stderr)

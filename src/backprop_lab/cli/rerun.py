@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from backprop_lab.cli.common import OneLineParser, quiet_libraries
+from backprop_lab.cli.common import OneLineParser, enable_compilation_cache, quiet_libraries
 from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-rerun"
@@ -14,6 +14,7 @@ def run(argv: list[str] | None = None) -> int:
     from backprop_lab import rerun
 
     quiet_libraries()
+    enable_compilation_cache()
     parser = OneLineParser(
         prog=PROG,
         description="Rebuild a run's config from MLflow, train again, compare the final "

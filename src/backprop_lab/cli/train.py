@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from backprop_lab.cli.common import exit_now, fail, quiet_libraries
+from backprop_lab.cli.common import enable_compilation_cache, exit_now, fail, quiet_libraries
 from backprop_lab.config.hydra_guard import check_hydra_config, check_override_keys
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.interrupt import stop_sweep_on_signals, sweep_stop
@@ -260,6 +260,7 @@ def main() -> None:
     register_configs()
     quiet_libraries()
     check_before_launch(sys.argv[1:])
+    enable_compilation_cache()
     app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(_train_task)
     if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
         stop_sweep_on_signals(lambda message: print(f"{PROG}: {message}", file=sys.stderr))

@@ -86,6 +86,8 @@ class TrackingConfig:
     run_name: str | None = None
     # Grids log at most this many points per curve as metrics; full curves go to grid.npz.
     max_curve_points: int = 200
+    # Grids also log every seed's loss curve in its rate's child run (grid.npz has them all).
+    seed_curves: bool = False
     # A single run logs every epoch up to this many; longer runs log this many evenly spaced
     # epochs (history.csv keeps them all).
     max_logged_epochs: int = 20000

@@ -263,6 +263,7 @@ RULES: dict[str, Any] = {
     "tracking.max_curve_points": Integer(2, 1_000_000),
     "tracking.max_logged_epochs": Integer(2, 10_000_000),
     "tracking.plots": Flag(),
+    "tracking.seed_curves": Flag(),
     "tracking.progress": Flag(),
     "tracking.snapshots": Integer(0, 10_000),
     "tracking.max_snapshot_bytes": Integer(0, 2**40),

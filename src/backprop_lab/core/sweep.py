@@ -20,17 +20,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backprop_lab.core.model import Params
-from backprop_lab.core.train import (
-    ChunkProgress,
-    Data,
-    History,
-    TrainResult,
-    TrainSpec,
-    finish_history,
-    make_trainer,
-    run_in_chunks,
-    seed_keys,
-)
+from backprop_lab.core.runner import run_programs, seed_keys
+from backprop_lab.core.train import Data, History, TrainResult, TrainSpec, make_trainer
 
 
 class GridResult(NamedTuple):
@@ -74,7 +65,7 @@ def cell_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> Ce
     first_epoch)`` trains every cell for one chunk of epochs. Cached per (spec, init_fn), so
     repeated grids of the same shape compile once.
     """
-    trainer = make_trainer(spec)
+    trainer = make_trainer(spec._replace(batched=True))
 
     def start_cell(seed, learning_rate, data: Data):
         init_key, shuffle_key = seed_keys(seed)
@@ -97,8 +88,7 @@ def train_grid(
     data: Data,
     *,
     shard: bool = True,
-    should_stop: Callable[[], bool] | None = None,
-    on_chunk: Callable[[ChunkProgress], None] | None = None,
+    **options,
 ) -> GridResult:
     """Train every (learning rate, seed) cell of a grid as one compiled program per chunk.
 
@@ -111,8 +101,9 @@ def train_grid(
       seeds: the grid's columns; each gives the cell's init and shuffle keys.
       data: the training (and test) arrays, shared by every cell.
       shard: split the cells across devices when JAX sees more than one.
-      should_stop: asked between chunks; True ends training early (see ``epochs_done``).
-      on_chunk: called after each chunk with its metrics, flattened over cells.
+      options: ``should_stop`` (asked between chunks; True ends training early),
+        ``on_chunk`` (called after each chunk with its metrics, flattened over cells) and
+        ``timings`` (see :func:`backprop_lab.core.train.run_programs`).
     """
     rates = np.asarray(learning_rates, dtype=np.float64)
     seed_array = np.asarray(seeds, dtype=np.int64)
@@ -123,27 +114,19 @@ def train_grid(
     inputs = (cell_seeds, cell_rates)
     if shard:
         inputs, _ = _shard_cells(inputs, num_cells)
-    programs = cell_programs(spec, init_fn)
-    states, initial_loss, initial_accuracy = programs.start(*inputs, data)
-    states, metrics, epochs_done = run_in_chunks(
-        spec,
-        lambda states, first: programs.run_chunk(states, data, first),
-        states,
-        should_stop=should_stop,
-        on_chunk=on_chunk,
-    )
-    history, diverged_epoch = finish_history(metrics)
+    run = run_programs(spec, cell_programs(spec, init_fn), inputs, data, **options)
+    states = run.state
 
     def unflatten(leaf):
         return np.asarray(leaf)[:num_cells].reshape(num_rates, num_seeds, *np.shape(leaf)[1:])
 
     result = TrainResult(
         jax.tree_util.tree_map(unflatten, states.params),
-        History(*(unflatten(metric) for metric in history)),
-        unflatten(initial_loss),
-        unflatten(initial_accuracy),
-        unflatten(diverged_epoch),
-        epochs_done,
+        History(*(unflatten(metric) for metric in run.history)),
+        unflatten(run.initial_loss),
+        unflatten(run.initial_accuracy),
+        unflatten(run.diverged_epoch),
+        run.epochs_done,
         None if states.snapshots is None else jax.tree_util.tree_map(unflatten, states.snapshots),
     )
     return GridResult(rates, seed_array, result)

@@ -8,9 +8,9 @@
 * ``finish(metrics) -> (History, diverged_epoch)``: NaN from the epoch a run diverged.
 
 :func:`make_train` joins them into one pure ``train(params, learning_rate, key, data)`` whose
-whole run is a single program, and :func:`run_in_chunks` drives any of them chunk by chunk from
-Python, so a run can be stopped between chunks (Ctrl-C, SIGTERM) and its metrics recorded as
-they come. The learning rate and the PRNG key are traced, so ``jax.vmap`` trains a grid of
+whole run is a single program, and :mod:`backprop_lab.core.runner` drives them chunk by chunk
+from Python, so a run can be stopped between chunks (Ctrl-C, SIGTERM) and its metrics
+recorded as they come. The learning rate and the PRNG key are traced, so ``jax.vmap`` trains a grid of
 rates and seeds as one program (see :mod:`backprop_lab.core.sweep`). A chunk of a fixed length
 compiles once, whatever the number of epochs; the epochs past the end of the run in the last
 chunk are skipped by a ``lax.cond`` on the (unbatched) epoch number.
@@ -42,7 +42,6 @@ from backprop_lab.core.losses import LOSSES, accuracy, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
     Params,
-    count_parameters,
     forward,
     layer_activations,
     validate_architecture,
@@ -78,6 +77,9 @@ class TrainSpec(NamedTuple):
     # Net inputs as broadcast multiply-and-sum instead of matrix products: faster for a single
     # tiny network, slower under vmap (see model.forward). Set by single_network_spec.
     broadcast_layers: bool = False
+    # The program is vmapped over many cells (a grid): per-epoch metrics are then cheapest
+    # reduced inside the loop; one network is faster emitting predictions (see run_chunk).
+    batched: bool = False
 
     @property
     def chunk_length(self) -> int:
@@ -120,6 +122,7 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: Any
     key: jax.Array
+    learning_rate: jax.Array
     snapshots: Params | None = None
 
 
@@ -277,6 +280,131 @@ def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
     return history, diverged_epoch
 
 
+def _predict(spec: TrainSpec, params: Params, inputs) -> jax.Array:
+    activations = layer_activations(spec.architecture)
+    return forward(params, inputs, activations, broadcast=spec.broadcast_layers)
+
+
+def _evaluate(spec: TrainSpec, params: Params, inputs, targets) -> tuple[jax.Array, jax.Array]:
+    predictions = _predict(spec, params, inputs)
+    return get_loss(spec.loss)(targets, predictions), accuracy(targets, predictions)
+
+
+def _start(spec: TrainSpec, params: Params, learning_rate, key, data: Data):
+    """The state before the first epoch, and the loss and accuracy of the initial weights."""
+    dtype = data.x_train.dtype
+    params = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), params)
+    learning_rate = jnp.asarray(learning_rate, dtype)
+    initial_loss, initial_accuracy = _evaluate(spec, params, data.x_train, data.y_train)
+    snapshots = None
+    if spec.snapshot_epochs:
+        count = len(spec.snapshot_epochs)
+        snapshots = jax.tree_util.tree_map(
+            lambda leaf: jnp.broadcast_to(leaf, (count, *leaf.shape)), params
+        )
+    opt_state = _optimizer(spec, learning_rate).init(params)
+    state = TrainState(params, opt_state, key, learning_rate, snapshots)
+    return state, initial_loss, initial_accuracy
+
+
+def _train_epoch(spec: TrainSpec, direction, state: TrainState, epoch_index, data: Data):
+    """One pass over the training set: a ``lax.scan`` over its batches."""
+    # Built around the run's (traced) learning rate: one program serves every rate.
+    optimizer = _optimizer(spec, state.learning_rate)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        inputs, targets, mask = batch
+        gradient = direction(params, inputs, targets, mask)
+        updates, opt_state = optimizer.update(gradient, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    if spec.batching in ("shuffled", "minibatch"):
+        epoch_key = jax.random.fold_in(state.key, epoch_index)
+    else:
+        epoch_key = state.key  # unused: online and full batches keep the data's order
+    batches = _epoch_batches(spec, epoch_key, data.x_train, data.y_train)
+    (params, opt_state), _ = jax.lax.scan(
+        step, (state.params, state.opt_state), batches, unroll=spec.unroll
+    )
+    return state._replace(params=params, opt_state=opt_state)
+
+
+def _keep_snapshot(spec: TrainSpec, state: TrainState, epoch_number) -> TrainState:
+    """Copy the parameters into their slot when ``epoch_number`` is a snapshot epoch."""
+    epochs = jnp.asarray(spec.snapshot_epochs)
+    slot = jnp.minimum(jnp.searchsorted(epochs, epoch_number), len(epochs) - 1)
+
+    def write(snapshots):
+        return jax.tree_util.tree_map(
+            lambda buffer, leaf: buffer.at[slot].set(leaf), snapshots, state.params
+        )
+
+    # epoch_number is not batched under vmap, so this stays a real branch.
+    snapshots = jax.lax.cond(epochs[slot] == epoch_number, write, lambda s: s, state.snapshots)
+    return state._replace(snapshots=snapshots)
+
+
+def _emits_predictions(spec: TrainSpec, data: Data) -> bool:
+    """One small network emits each epoch's predictions and computes the metrics after the
+    loop in one vectorised pass (faster than reducing in the loop); under vmap, and for large
+    data sets, the metrics are reduced inside the loop."""
+    has_test = data.x_test is not None
+    samples = data.x_train.shape[0] + (data.x_test.shape[0] if has_test else 0)
+    stored = spec.chunk_length * samples * data.y_train.shape[1]
+    return not spec.batched and stored <= _MAX_STORED_PREDICTIONS
+
+
+def _trained_epoch(spec: TrainSpec, direction, data: Data, state: TrainState, epoch_index):
+    """Train one epoch, keep its snapshot, and emit its predictions or its metrics."""
+    state = _train_epoch(spec, direction, state, epoch_index, data)
+    if spec.snapshot_epochs:
+        state = _keep_snapshot(spec, state, epoch_index + 1)
+    has_test = data.x_test is not None
+    if _emits_predictions(spec, data):
+        test = _predict(spec, state.params, data.x_test) if has_test else None
+        return state, (_predict(spec, state.params, data.x_train), test)
+    metrics = _evaluate(spec, state.params, data.x_train, data.y_train)
+    if has_test:
+        metrics = metrics + _evaluate(spec, state.params, data.x_test, data.y_test)
+    return state, metrics
+
+
+def _run_chunk(spec: TrainSpec, direction, state: TrainState, data: Data, first_epoch):
+    """``spec.chunk_length`` epochs from ``first_epoch``: the new state and their metrics."""
+    trained_epoch = functools.partial(_trained_epoch, spec, direction, data)
+
+    def epoch(state, epoch_index):
+        if not spec.chunk_epochs:
+            return trained_epoch(state, epoch_index)
+        # A chunked run's last chunk reaches past its end: those epochs are skipped. The
+        # branch is taken for every chunk, so runs of any length share one program.
+        shapes = jax.eval_shape(trained_epoch, state, epoch_index)[1]
+        return jax.lax.cond(
+            epoch_index < spec.epochs,
+            trained_epoch,
+            lambda state, _: (
+                state,
+                jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+            ),
+            state,
+            epoch_index,
+        )
+
+    state, emitted = jax.lax.scan(epoch, state, first_epoch + jnp.arange(spec.chunk_length))
+    has_test = data.x_test is not None
+    if _emits_predictions(spec, data):
+        predictions, test_predictions = emitted
+        metrics = epoch_metrics(spec.loss, data.y_train, predictions)
+        if has_test:
+            metrics = metrics + epoch_metrics(spec.loss, data.y_test, test_predictions)
+    else:
+        metrics = emitted
+    if not has_test:
+        metrics = metrics + (jnp.full_like(metrics[0], jnp.nan),) * 2
+    return state, EpochMetrics(*metrics)
+
+
 @functools.lru_cache(maxsize=128)
 def make_trainer(spec: TrainSpec) -> Trainer:
     """Build the pure ``start``, ``run_chunk`` and ``finish`` functions for ``spec``.
@@ -284,117 +412,12 @@ def make_trainer(spec: TrainSpec) -> Trainer:
     They are not jitted here, so callers can ``jit`` or ``jit(vmap(...))`` them.
     """
     validate_spec(spec)
-    loss_fn = get_loss(spec.loss)
-    plain = layer_activations(spec.architecture)
     direction = _update_direction(spec)
-
-    def predict(params: Params, inputs) -> jax.Array:
-        return forward(params, inputs, plain, broadcast=spec.broadcast_layers)
-
-    def evaluate(params: Params, inputs, targets) -> tuple[jax.Array, jax.Array]:
-        predictions = predict(params, inputs)
-        return loss_fn(targets, predictions), accuracy(targets, predictions)
-
-    def start(params: Params, learning_rate, key, data: Data):
-        dtype = data.x_train.dtype
-        params = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), params)
-        optimizer = _optimizer(spec, jnp.asarray(learning_rate, dtype))
-        initial_loss, initial_accuracy = evaluate(params, data.x_train, data.y_train)
-        snapshots = None
-        if spec.snapshot_epochs:
-            count = len(spec.snapshot_epochs)
-            snapshots = jax.tree_util.tree_map(
-                lambda leaf: jnp.broadcast_to(leaf, (count, *leaf.shape)), params
-            )
-        state = TrainState(params, optimizer.init(params), key, snapshots)
-        return state, initial_loss, initial_accuracy
-
-    def train_epoch(state: TrainState, epoch_index, data: Data) -> TrainState:
-        # The optimizer's hyperparameters (the learning rate) live in its state.
-        optimizer = _optimizer(spec, 0.0)
-
-        def step(carry, batch):
-            params, opt_state = carry
-            inputs, targets, mask = batch
-            updates, opt_state = optimizer.update(
-                direction(params, inputs, targets, mask), opt_state, params
-            )
-            return (optax.apply_updates(params, updates), opt_state), None
-
-        if spec.batching in ("shuffled", "minibatch"):
-            epoch_key = jax.random.fold_in(state.key, epoch_index)
-        else:
-            epoch_key = state.key  # unused: online and full batches keep the data's order
-        batches = _epoch_batches(spec, epoch_key, data.x_train, data.y_train)
-        (params, opt_state), _ = jax.lax.scan(
-            step, (state.params, state.opt_state), batches, unroll=spec.unroll
-        )
-        return state._replace(params=params, opt_state=opt_state)
-
-    def keep_snapshot(state: TrainState, epoch_number) -> TrainState:
-        """Copy the parameters into their slot when ``epoch_number`` is a snapshot epoch."""
-        epochs = jnp.asarray(spec.snapshot_epochs)
-        slot = jnp.minimum(jnp.searchsorted(epochs, epoch_number), len(epochs) - 1)
-
-        def write(snapshots):
-            return jax.tree_util.tree_map(
-                lambda buffer, leaf: buffer.at[slot].set(leaf), snapshots, state.params
-            )
-
-        # epoch_number is not batched under vmap, so this stays a real branch.
-        snapshots = jax.lax.cond(epochs[slot] == epoch_number, write, lambda s: s, state.snapshots)
-        return state._replace(snapshots=snapshots)
-
-    def run_chunk(state: TrainState, data: Data, first_epoch) -> tuple[TrainState, EpochMetrics]:
-        length = spec.chunk_length
-        has_test = data.x_test is not None
-        stored = length * (data.x_train.shape[0] + (data.x_test.shape[0] if has_test else 0))
-        emit_predictions = stored * data.y_train.shape[1] <= _MAX_STORED_PREDICTIONS
-
-        def trained_epoch(state, epoch_index):
-            state = train_epoch(state, epoch_index, data)
-            if spec.snapshot_epochs:
-                state = keep_snapshot(state, epoch_index + 1)
-            if emit_predictions:
-                # Small problems: emit each epoch's predictions and compute the metrics after
-                # the loop in one vectorised pass (about 3x faster on XOR than reducing here).
-                test = predict(state.params, data.x_test) if has_test else None
-                return state, (predict(state.params, data.x_train), test)
-            metrics = evaluate(state.params, data.x_train, data.y_train)
-            if has_test:
-                metrics = metrics + evaluate(state.params, data.x_test, data.y_test)
-            return state, metrics
-
-        def epoch(state, epoch_index):
-            if not spec.chunk_epochs:
-                return trained_epoch(state, epoch_index)
-            # A chunked run's last chunk reaches past its end: those epochs are skipped. The
-            # branch is taken for every chunk, so runs of any length share one program.
-            shapes = jax.eval_shape(trained_epoch, state, epoch_index)[1]
-            return jax.lax.cond(
-                epoch_index < spec.epochs,
-                trained_epoch,
-                lambda state, _: (
-                    state,
-                    jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-                ),
-                state,
-                epoch_index,
-            )
-
-        state, emitted = jax.lax.scan(epoch, state, first_epoch + jnp.arange(length))
-        if emit_predictions:
-            predictions, test_predictions = emitted
-            metrics = epoch_metrics(spec.loss, data.y_train, predictions)
-            if has_test:
-                metrics = metrics + epoch_metrics(spec.loss, data.y_test, test_predictions)
-        else:
-            metrics = emitted
-        if not has_test:
-            metrics = metrics + (jnp.full_like(metrics[0], jnp.nan),) * 2
-        return state, EpochMetrics(*metrics)
-
-    return Trainer(start, run_chunk, finish_history)
+    return Trainer(
+        functools.partial(_start, spec),
+        functools.partial(_run_chunk, spec, direction),
+        finish_history,
+    )
 
 
 @functools.lru_cache(maxsize=128)
@@ -430,153 +453,6 @@ def make_train(spec: TrainSpec):
         )
 
     return train
-
-
-# ---------------------------------------------------------------------------------------------
-# Driving a run chunk by chunk from Python
-
-
-class ChunkProgress(NamedTuple):
-    """What :func:`run_in_chunks` reports after each chunk."""
-
-    epochs_done: int
-    total_epochs: int
-    # This chunk's metrics, NumPy, epochs on the last axis (already cut to the epochs done).
-    metrics: EpochMetrics
-    first_epoch: int
-
-
-def run_in_chunks(
-    spec: TrainSpec,
-    run_chunk: Callable,
-    state,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-    on_chunk: Callable[[ChunkProgress], None] | None = None,
-):
-    """Run ``run_chunk(state, first_epoch) -> (state, metrics)`` until the run is done or
-    ``should_stop()`` says so; return ``(state, metrics, epochs_done)``.
-
-    ``metrics`` are NumPy arrays of shape ``(..., epochs_done)``: memory grows with the epochs
-    trained, not with the epochs asked for. The next chunk is dispatched before the last
-    one's metrics are copied back, so the host's work overlaps the device's. A stop request is
-    honoured after the chunks in flight; the first chunk always runs.
-    """
-    length = spec.chunk_length
-    parts: list[EpochMetrics] = []
-    epochs_done, next_epoch = 0, 0
-    in_flight = None  # (first epoch, metrics still on the device)
-    while True:
-        launched = None
-        stop = in_flight is not None and should_stop is not None and should_stop()
-        if next_epoch < spec.epochs and not stop:
-            state, device_metrics = run_chunk(state, jnp.asarray(next_epoch, jnp.int32))
-            launched = (next_epoch, device_metrics)
-            next_epoch += length
-        if in_flight is not None:
-            first, device_metrics = in_flight
-            count = min(length, spec.epochs - first)
-            chunk = EpochMetrics(*(np.asarray(m)[..., :count] for m in device_metrics))
-            parts.append(chunk)
-            epochs_done = first + count
-            if on_chunk is not None:
-                on_chunk(ChunkProgress(epochs_done, spec.epochs, chunk, first))
-        in_flight = launched
-        if in_flight is None:
-            metrics = EpochMetrics(
-                *(np.concatenate(columns, axis=-1) for columns in zip(*parts, strict=True))
-            )
-            return state, metrics, epochs_done
-
-
-def chunk_epochs_for(
-    spec: TrainSpec, num_samples: int, cells: int = 1, target_seconds: float = 0.1
-) -> int:
-    """Epochs per chunk so one chunk takes about ``target_seconds`` on a CPU core.
-
-    Stopping (Ctrl-C, SIGTERM) waits for the chunks in flight (the one running and the one
-    queued behind it), so this bounds the reaction time. The estimate is cheap: a fixed cost
-    per optimizer step plus a cost per weight and sample, measured on the CPU machines this
-    project runs on; a faster device simply reacts sooner.
-    """
-    params = count_parameters(spec.architecture)
-    if spec.batching == "full":
-        steps, batch = 1, num_samples
-    elif spec.batching == "minibatch":
-        batch = min(spec.batch_size, num_samples)
-        steps = -(-num_samples // batch)
-    else:
-        steps, batch = num_samples, 1
-    # Seconds per optimizer step: ~60 ns of overhead plus ~1.5 ns per weight per sample, for
-    # every cell; evaluation adds one forward pass over the data per epoch.
-    step_seconds = 6e-8 + 1.5e-9 * params * batch * cells
-    epoch_seconds = steps * step_seconds + 1.5e-9 * params * num_samples * cells
-    # Not capped by spec.epochs: runs of any length then share one program, so a run of e
-    # epochs and epoch e of a longer run give the same bits.
-    return max(1, int(target_seconds / epoch_seconds))
-
-
-def seed_keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The ``(init_key, shuffle_key)`` pair every run derives from its configured seed."""
-    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(seed))
-    return init_key, shuffle_key
-
-
-class SeededPrograms(NamedTuple):
-    """Jitted programs from a seed to a trained network: start it, then run it chunk by chunk."""
-
-    start: Callable
-    run_chunk: Callable
-
-
-@functools.lru_cache(maxsize=64)
-def seeded_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> SeededPrograms:
-    """``start(seed, learning_rate, data)`` derives the keys from the seed, draws the initial
-    weights with ``init_fn`` and evaluates them, all in one compiled call; ``run_chunk(state,
-    data, first_epoch)`` trains one chunk. Cached per (spec, init_fn)."""
-    trainer = make_trainer(spec)
-
-    def start(seed, learning_rate, data: Data):
-        init_key, shuffle_key = seed_keys(seed)
-        return trainer.start(init_fn(init_key), learning_rate, shuffle_key, data)
-
-    return SeededPrograms(jax.jit(start), jax.jit(trainer.run_chunk))
-
-
-def train_from_seed(
-    spec: TrainSpec,
-    init_fn: Callable[[jax.Array], Params],
-    seed: int,
-    learning_rate: float,
-    data: Data,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-    on_chunk: Callable[[ChunkProgress], None] | None = None,
-) -> TrainResult:
-    """Train one network from its seed, chunk by chunk (see :func:`run_in_chunks`)."""
-    programs = seeded_programs(spec, init_fn)
-    dtype = data.x_train.dtype
-    state, initial_loss, initial_accuracy = programs.start(
-        jnp.asarray(seed, jnp.uint32), jnp.asarray(learning_rate, dtype), data
-    )
-    state, metrics, epochs_done = run_in_chunks(
-        spec,
-        lambda state, first: programs.run_chunk(state, data, first),
-        state,
-        should_stop=should_stop,
-        on_chunk=on_chunk,
-    )
-    history, diverged_epoch = finish_history(metrics)
-    to_host = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
-    return TrainResult(
-        to_host(state.params),
-        to_host(history),
-        np.asarray(initial_loss),
-        np.asarray(initial_accuracy),
-        np.asarray(diverged_epoch),
-        epochs_done,
-        None if state.snapshots is None else to_host(state.snapshots),
-    )
 
 
 @functools.lru_cache(maxsize=128)

@@ -9,11 +9,13 @@ tags, and the process that owns it) as soon as training starts, and completed wh
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
 from pathlib import Path
 
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.records import RunRecord
-from backprop_lab.tracking.sqlite_metrics import write_metrics
+from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs, write_metrics
 from backprop_lab.tracking.store import client, ensure_experiment, sqlite_path
 
 # Tags that let `bplab-sync --check` tell whether a RUNNING run's process is still alive.
@@ -47,15 +49,19 @@ def create_run(record: RunRecord) -> str:
     return record.run_id
 
 
-def publish_metrics(record: RunRecord) -> None:
-    """Send the record's metrics and tags (creating the run if MLflow does not know it yet)."""
+def publish_metrics(record: RunRecord, *, known_running: bool = False) -> None:
+    """Send the record's metrics and tags (creating the run if MLflow does not know it yet).
+
+    ``known_running``: this process created the run and has not closed it, so its status
+    need not be read back first.
+    """
     if record.run_id is None:
         create_run(record)
+        known_running = True
     mlflow_client = client(record.tracking_uri)
     from mlflow.entities import Metric, RunTag
 
-    run = mlflow_client.get_run(record.run_id)
-    if run.info.status != "RUNNING":
+    if not known_running and mlflow_client.get_run(record.run_id).info.status != "RUNNING":
         # A run closed earlier (say by `bplab-sync --check` while its record waited) is
         # reopened so its status can tell what really happened.
         mlflow_client.update_run(record.run_id, status="RUNNING")
@@ -78,16 +84,61 @@ def publish_metrics(record: RunRecord) -> None:
 def publish_artifacts_and_close(record: RunRecord) -> None:
     """Send the artifacts, publish the children, and close the run with its status."""
     mlflow_client = client(record.tracking_uri)
+    from mlflow.entities import RunTag
+
+    # Tags added after the metrics went (a figure skipped, the timings) go now.
+    mlflow_client.log_batch(record.run_id, tags=[RunTag(k, v) for k, v in record.tags.items()])
     if record.artifact_dir.is_dir() and any(record.artifact_dir.iterdir()):
         mlflow_client.log_artifacts(record.run_id, str(record.artifact_dir))
-    for child in record.children:
-        child_record = RunRecord.load(Path(record.folder) / child)
-        if not child_record.published:
-            child_record.parent_run_id = record.run_id
-            publish(child_record)
+    children = [RunRecord.load(Path(record.folder) / child) for child in record.children]
+    pending = [child for child in children if not child.published]
+    for child in pending:
+        child.parent_run_id = record.run_id
+    if pending and not _write_children_directly(mlflow_client, record, pending):
+        for child in pending:
+            publish(child)
     mlflow_client.set_terminated(record.run_id, status=record.status)
     record.published = True
     record.save()
+
+
+def _write_children_directly(mlflow_client, parent: RunRecord, children: list[RunRecord]) -> bool:
+    """Finished children without artifacts, into a local SQLite store in one transaction."""
+    database = sqlite_path(parent.tracking_uri)
+    if database is None or any(
+        child.run_id is not None or child.status == "RUNNING" or child.artifact_dir.is_dir()
+        for child in children
+    ):
+        return False
+    experiment = mlflow_client.get_experiment(
+        mlflow_client.get_run(parent.run_id).info.experiment_id
+    )
+    now = int(time.time() * 1000)
+    runs = []
+    for child in children:
+        child.run_id = uuid.uuid4().hex
+        tags = {**child.tags, "mlflow.parentRunId": parent.run_id}
+        if child.reason:
+            tags[ERROR_TAG] = child.reason[:5000]
+        points = [
+            (name, value, child.timestamp_ms, int(step))
+            for name, curve in child.metrics.items()
+            for step, value in curve
+        ]
+        runs.append(
+            FinishedRun(child.run_id, child.run_name, child.status, child.timestamp_ms, now,
+                        tags, dict(child.params), points)
+        )  # fmt: skip
+    if not write_finished_runs(
+        database, experiment.experiment_id, experiment.artifact_location, runs
+    ):
+        for child in children:
+            child.run_id = None
+        return False
+    for child in children:
+        child.published = True
+        child.save()
+    return True
 
 
 def publish(record: RunRecord) -> None:

@@ -15,13 +15,14 @@ not be sent, or whose process died, is found and sent later by ``bplab-sync``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -100,6 +101,8 @@ class RunRecord:
     journal_columns: list[str] = field(default_factory=list)
     journal_points: int = 1000
     epochs_done: int = 0
+    # Seconds spent in each phase: start_up, compile, train, record, figures, publish.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def artifact_dir(self) -> Path:
@@ -131,6 +134,15 @@ class RunRecord:
             return cls(**{key: value for key, value in payload.items() if key in known})
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
             raise BackpropLabError(f"{path} is not a readable run record ({error})") from None
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall-clock seconds to ``timings[phase]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - started
 
     # --- as training goes
 

@@ -93,7 +93,7 @@ class TrackedRun:
         """Start sending the metrics (while the figures are drawn); a future, or None."""
         if self.lost.is_set() or not self.opened():
             return None
-        return self._pool.submit(publishing.publish_metrics, self.record)
+        return self._pool.submit(publishing.publish_metrics, self.record, known_running=True)
 
     def finish(self, sending=None) -> tuple[str, str]:
         """Publish what is left and close the run: ``("FINISHED" | "PENDING", message)``.

@@ -8,7 +8,7 @@ import sqlite3
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from backprop_lab.tracking.sqlite_metrics import schema_matches, write_metrics
+from backprop_lab.tracking.sqlite_store import schema_matches, write_metrics
 
 POINTS = [
     ("loss", 0.5, 1000, 1),
@@ -66,3 +66,49 @@ def test_an_unexpected_schema_writes_nothing(tmp_path):
     assert write_metrics(database, "run", POINTS) is False
     rows = sqlite3.connect(database).execute("select count(*) from metrics").fetchone()
     assert rows == (0,)
+
+
+def test_finished_runs_written_directly_read_back_like_client_made_runs(
+    tmp_path, initialized_store
+):
+    import uuid
+
+    from mlflow.entities import Param, RunTag
+
+    from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs
+
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(initialized_store, database)
+    client = MlflowClient(f"sqlite:///{database}")
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    tags = {"mlflow.parentRunId": parent, "backprop_lab.kind": "grid_row"}
+    params = {"optimizer.learning_rate": "0.5", "model.hidden_sizes": "[2]"}
+
+    by_client = client.create_run(experiment, run_name="lr=0.5", tags=tags).info.run_id
+    client.log_batch(
+        by_client,
+        metrics=[Metric(k, v, t, s) for k, v, t, s in POINTS],
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag("backprop_lab.error", "stopped")],
+    )
+    client.set_terminated(by_client, "KILLED")
+    direct = uuid.uuid4().hex
+    written = FinishedRun(
+        direct, "lr=0.5", "KILLED", 1000, 2000, {**tags, "backprop_lab.error": "stopped"},
+        params, POINTS,
+    )  # fmt: skip
+    location = client.get_experiment(experiment).artifact_location
+    assert write_finished_runs(database, experiment, location, [written])
+
+    mine, theirs = client.get_run(direct), client.get_run(by_client)
+    for field in ("status", "lifecycle_stage", "run_name", "user_id", "experiment_id"):
+        assert getattr(mine.info, field) == getattr(theirs.info, field), field
+    assert mine.info.artifact_uri == theirs.info.artifact_uri.replace(by_client, direct)
+    assert mine.data.params == theirs.data.params
+    assert mine.data.tags == theirs.data.tags
+    assert _read(client, direct) == _read(client, by_client)
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
+    assert {run.info.run_id for run in children} == {direct, by_client}
+    found = client.search_runs([experiment], "params.`optimizer.learning_rate` = '0.5'")
+    assert len(found) == 2
