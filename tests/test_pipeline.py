@@ -745,3 +745,20 @@ def test_the_console_summary_escapes_markup_in_run_names():
     console = Console(record=True, width=200)
     console.print(pipeline.format_summary(summary))
     assert "[/x] [bold]name" in console.export_text()
+
+
+def test_rerun_reproduces_a_run_recorded_by_the_first_version(store, tmp_path):
+    """A run logged by backprop-lab 0.1.0 (one program per run, no chunking, optax's
+    inject_hyperparams, a config key since retired) is reproduced bit for bit."""
+    import json as json_module
+
+    recorded = REPO_ROOT / "tests" / "data" / "legacy_run"
+    client = MlflowClient(store)
+    experiment = client.create_experiment("legacy")
+    tags = json_module.loads((recorded / "tags.json").read_text())
+    run = client.create_run(experiment, tags=tags)
+    for name in ("config.yaml", "weights.npz"):
+        client.log_artifact(run.info.run_id, str(recorded / name))
+    client.set_terminated(run.info.run_id)
+    assert "offline_dir" in (recorded / "config.yaml").read_text()
+    assert rerun.rerun(run.info.run_id, store) == (True, 0.0, "single")

@@ -2,9 +2,13 @@
 
 The learning rate is an argument of the compiled program (the trainer keeps it in its state
 and builds the optimizer with it at every step), never a constant baked into the program, so
-one compiled ``train`` serves every rate and a sweep can ``vmap`` over rates. This costs
-nothing per step, where ``optax.inject_hyperparams`` would add its bookkeeping to every
-update (a third of the step time of a small network under ``vmap``).
+one compiled ``train`` serves every rate and a sweep can ``vmap`` over rates.
+
+Built this way the rate costs nothing per step, where ``optax.inject_hyperparams`` (which
+earlier versions used) adds its bookkeeping to every update: a third of the step time of a
+small network under ``vmap``. The trainer passes every float hyperparameter as an array of
+the parameters' dtype, as ``inject_hyperparams`` did, so runs recorded then are reproduced bit
+for bit (grids of the adaptive optimizers within about 1e-6: their compiled program changed).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ def make_optimizer(
     name: str,
     learning_rate: float | jax.Array,
     *,
-    momentum: float = 0.9,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
+    momentum: float | jax.Array = 0.9,
+    beta1: float | jax.Array = 0.9,
+    beta2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
 ) -> optax.GradientTransformation:
     """Return the optimizer called ``name`` with a traced ``learning_rate``.
 

@@ -122,7 +122,11 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: Any
     key: jax.Array
-    learning_rate: jax.Array
+    # The optimizer's float hyperparameters as arrays (learning_rate, momentum, beta1, beta2,
+    # eps): the learning rate is traced per cell, and all of them are carried the way
+    # optax.inject_hyperparams (used by earlier versions) carried them, so that runs recorded
+    # then are reproduced bit for bit.
+    hyperparams: dict[str, jax.Array]
     snapshots: Params | None = None
 
 
@@ -251,15 +255,20 @@ def _update_direction(spec: TrainSpec):
     return perceptron_direction if spec.method == "perceptron" else jax.grad(training_loss)
 
 
-def _optimizer(spec: TrainSpec, learning_rate) -> optax.GradientTransformation:
-    return make_optimizer(
-        spec.optimizer,
-        learning_rate,
-        momentum=spec.momentum,
-        beta1=spec.beta1,
-        beta2=spec.beta2,
-        eps=spec.eps,
-    )
+def _hyperparams(spec: TrainSpec, learning_rate: jax.Array) -> dict[str, jax.Array]:
+    as_array = lambda value: jnp.asarray(value, learning_rate.dtype)  # noqa: E731
+    return {
+        "learning_rate": as_array(learning_rate),
+        "momentum": as_array(spec.momentum),
+        "beta1": as_array(spec.beta1),
+        "beta2": as_array(spec.beta2),
+        "eps": as_array(spec.eps),
+    }
+
+
+def _optimizer(spec: TrainSpec, hyperparams: dict[str, jax.Array]) -> optax.GradientTransformation:
+    """The spec's optimizer, built around the run's (traced) hyperparameters."""
+    return make_optimizer(spec.optimizer, **hyperparams)
 
 
 def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
@@ -302,15 +311,16 @@ def _start(spec: TrainSpec, params: Params, learning_rate, key, data: Data):
         snapshots = jax.tree_util.tree_map(
             lambda leaf: jnp.broadcast_to(leaf, (count, *leaf.shape)), params
         )
-    opt_state = _optimizer(spec, learning_rate).init(params)
-    state = TrainState(params, opt_state, key, learning_rate, snapshots)
+    hyperparams = _hyperparams(spec, learning_rate)
+    opt_state = _optimizer(spec, hyperparams).init(params)
+    state = TrainState(params, opt_state, key, hyperparams, snapshots)
     return state, initial_loss, initial_accuracy
 
 
 def _train_epoch(spec: TrainSpec, direction, state: TrainState, epoch_index, data: Data):
     """One pass over the training set: a ``lax.scan`` over its batches."""
     # Built around the run's (traced) learning rate: one program serves every rate.
-    optimizer = _optimizer(spec, state.learning_rate)
+    optimizer = _optimizer(spec, state.hyperparams)
 
     def step(carry, batch):
         params, opt_state = carry

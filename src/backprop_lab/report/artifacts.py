@@ -26,6 +26,11 @@ MAX_ARTIFACT_BYTES = 256 * 2**20
 NUMERIC_KINDS = "biuf"
 
 
+# Keys that older versions wrote into config.yaml and this one no longer has: dropped when an
+# old run's config is read, so its runs can still be reported and rerun.
+RETIRED_KEYS = ("tracking.offline_dir",)
+
+
 class UnreadableArtifact(Exception):
     """An artifact that exists but cannot be used; the message completes "Run X: ..."."""
 
@@ -129,11 +134,17 @@ def read_config(path: Path):
     document = read_yaml(path, "config.yaml")
     if not isinstance(document, DictConfig):
         raise UnreadableArtifact("its config.yaml is not a mapping")
+    for key in RETIRED_KEYS:
+        group, _, name = key.rpartition(".")
+        node = OmegaConf.select(document, group) if group else document
+        if isinstance(node, DictConfig) and name in node:
+            del node[name]
     try:
         return OmegaConf.merge(OmegaConf.structured(Config), document)
     except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise UnreadableArtifact(
-            f"its config.yaml does not fit this version's schema ({type(error).__name__}: {error})"
+            f"its config.yaml does not fit this version's schema ({type(error).__name__}: {first})"
         ) from None
 
 
