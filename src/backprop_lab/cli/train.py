@@ -40,9 +40,21 @@ _exit_status = 0
 
 
 def _train_task(cfg) -> float | None:
+    import contextlib
+
+    from backprop_lab import cluster
+    from backprop_lab.interrupt import hold_stop_signals
+
+    # SLURM can signal a job while it still starts up: the signal is kept for its run.
+    with hold_stop_signals() if cluster.in_slurm_job() else contextlib.nullcontext():
+        return _train_job(cfg)
+
+
+def _train_job(cfg) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from rich.console import Console
 
+    from backprop_lab import cluster
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.pipeline import execute, format_summary
     from backprop_lab.tracking import ui_command
@@ -62,7 +74,7 @@ def _train_task(cfg) -> float | None:
     try:
         summary = execute(
             cfg,
-            output_dir=hydra_config.runtime.output_dir,
+            output_dir=cluster.attempt_dir(hydra_config.runtime.output_dir),
             overrides=overrides,
             parent_run_id=parent_run_id,
             tracking_uri=tracking_uri,
@@ -70,13 +82,18 @@ def _train_task(cfg) -> float | None:
         )
     except BackpropLabError as error:
         fail(PROG, str(error))
+    slurm_job = cluster.in_slurm_job()
     prefix = f"[{hydra_config.job.num}] " if multirun else ""
-    console.print(prefix + format_summary(summary))
+    suffix = f" | slurm job {cluster.slurm_job_id()}" if slurm_job else ""
+    console.print(prefix + format_summary(summary) + suffix)
     if not multirun:
         console.print(f"MLflow UI: {ui_command(summary.tracking_uri)}")
     _exit_status = max(_exit_status, summary.exit_status)
-    if summary.status == "KILLED":
-        # Ctrl-C or SIGTERM: the user (or the cluster) wants the whole command to stop.
+    # Ctrl-C or SIGTERM: the user (or the cluster) wants the whole command to stop. A SLURM
+    # job stopped at its time limit or by scancel returns instead, so the multirun collects
+    # and reports it with the rest; a requeued one leaves no result, and submitit waits for
+    # its next attempt.
+    if summary.status == "KILLED" and (not slurm_job or cluster.will_run_again()):
         exit_now(summary.exit_status)
     return summary.final_loss
 
@@ -221,6 +238,7 @@ def main() -> None:
     """``bplab-train``: a Hydra app; any override, and ``-m`` multiruns."""
     import hydra
 
+    from backprop_lab import cluster
     from backprop_lab.config import register_configs
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.paths import conf_dir
@@ -246,4 +264,4 @@ def main() -> None:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         exit_now(130)
-    exit_now(_exit_status)
+    exit_now(max(_exit_status, cluster.multirun_exit_status))
