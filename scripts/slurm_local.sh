@@ -38,8 +38,8 @@ PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 
 say() { echo "slurm-local: $*"; }
-die() {
-  echo "slurm-local: error: $*" >&2
+die() {  # die MESSAGE [STATUS]
+  echo "slurm-local: error: $1" >&2
   exit "${2:-1}"
 }
 

@@ -143,14 +143,18 @@ def _epochs_per_second() -> float:
     from backprop_lab.jobs import prepare, train_job
 
     register_configs()
-    epochs = 200_000
+    epochs = 100_000
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=[*LONG, f"training.epochs={epochs}"])
     job = prepare(cfg)
     train_job(job, 0)  # compiles
-    started = time.perf_counter()
-    train_job(job, 0)
-    return epochs / (time.perf_counter() - started)
+    # The fastest of three: a run must not end sooner than planned when the machine is idler.
+    seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        train_job(job, 0)
+        seconds.append(time.perf_counter() - started)
+    return epochs / min(seconds)
 
 
 def _epochs_for(seconds: float) -> int:
