@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all test-slow lint format demo report ui bench tracking-server clean
+.PHONY: install test test-all test-slow lint format demo report ui bench tracking-server slurm-start slurm-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)  ## the fast suite
 test-all: $(STAMP)  ## everything, slow tests included
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-test-slow: $(STAMP)  ## only the slow tests (launchers, PostgreSQL + MLflow server, Chromium)
+test-slow: $(STAMP)  ## only the slow tests (launchers, SLURM, PostgreSQL + MLflow server, Chromium)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
@@ -47,6 +47,12 @@ bench: $(STAMP)
 
 tracking-server: $(STAMP)  ## PostgreSQL-backed MLflow server on 127.0.0.1
 	bash scripts/tracking_server.sh
+
+slurm-start:  ## a single-node SLURM with accounting on 127.0.0.1 (root; installs its packages)
+	bash scripts/slurm_local.sh start
+
+slurm-stop:  ## cancel its jobs and stop every daemon it started
+	bash scripts/slurm_local.sh stop
 
 clean:
 	rm -rf outputs multirun mlartifacts mlflow.db .pytest_cache

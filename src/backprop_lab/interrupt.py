@@ -9,7 +9,10 @@ ready for signals:
   tenth of a second of work); it then ends KILLED with the epochs done so far recorded;
 * a second one exits at once, after ``on_force_exit`` has marked the run KILLED;
 * SIGUSR2, which ``submitit`` asks SLURM to send before a job's time limit, stops the run
-  like SIGTERM, with the time limit as its reason.
+  like SIGTERM, with the time limit as its reason (:mod:`backprop_lab.cluster` names it).
+
+A batch job can be signalled while it still starts up: :func:`hold_stop_signals` keeps such a
+signal, and training then stops after its first chunk.
 
 SIGTERM's default action kills the process without running ``finally`` or ``atexit``; SLURM
 (at a time limit or on preemption), systemd and ``kill`` all send it.
@@ -107,13 +110,45 @@ def stop_sweep_on_signals(announce: Callable[[str], None]) -> None:
         signal.signal(signum, handle)
 
 
-def _slurm_time_limit_reason() -> str:
-    job = os.environ.get("SLURM_JOB_ID")
-    return (
-        f"stopped at the SLURM time limit of job {job} (SIGUSR2)"
-        if job
-        else REASONS[signal.SIGUSR2]
-    )
+# SLURM sends SIGTERM at a time limit twice (slurmstepd, then srun): one request, not two.
+_SLURM_REPEAT_S = 2.0
+# Stop signals that came while no run was training (see hold_stop_signals).
+_held: list[int] = []
+
+
+def reason_for(signum: int) -> str:
+    """Why a signal stops a run, in words; SLURM's signals name the job and the cause."""
+    if os.environ.get("SLURM_JOB_ID"):
+        from backprop_lab.cluster import stop_reason
+
+        reason = stop_reason(signum)
+        if reason:
+            return reason
+    return REASONS.get(signum, f"signal {signum}")
+
+
+@contextlib.contextmanager
+def hold_stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGUSR2 outside training are kept, not acted on.
+
+    For a batch job, which SLURM may signal while it still starts up (a short time limit):
+    instead of dying, or letting submitit's own handler raise at whatever line runs, the job
+    goes on, and a run that then starts stops after its first chunk (:func:`stoppable`).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum, frame):
+        _held.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        yield
+    finally:
+        _held.clear()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -134,23 +169,34 @@ def stoppable(
         return
 
     def handle(signum, frame):
-        reason = REASONS.get(signum, f"signal {signum}")
-        if signum == signal.SIGUSR2:
-            reason = _slurm_time_limit_reason()
-        if stop() and time.monotonic() - stop.requested_at < _SAME_SIGNAL_S:
-            return  # the terminal's and the launcher's copy of one Ctrl-C
         if stop():
+            since = time.monotonic() - stop.requested_at
+            if since < _SAME_SIGNAL_S:
+                return  # one Ctrl-C, from the terminal and again from the launcher
+            repeated_by_slurm = (
+                signum == stop.signal == signal.SIGTERM
+                and os.environ.get("SLURM_JOB_ID")
+                and since < _SLURM_REPEAT_S
+            )
+            if repeated_by_slurm:
+                return
             if on_force_exit is not None:
-                on_force_exit(stop.reason or reason)
+                on_force_exit(stop.reason)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_STATUS.get(signum, 1))
+        reason = reason_for(signum)
         stop.request(reason, signum)
         sweep_stop.request(reason, signum)
         if on_first is not None:
             on_first(reason)
 
     previous = {signum: signal.signal(signum, handle) for signum in REASONS}
+    if _held:
+        stop.request(reason_for(_held[0]), _held[0])
+        sweep_stop.request(stop.reason, _held[0])
+        if on_first is not None:
+            on_first(stop.reason)
     try:
         yield stop
     finally:

@@ -25,7 +25,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 import backprop_lab
-from backprop_lab import progress, recording, tracking
+from backprop_lab import cluster, progress, recording, tracking
 from backprop_lab.config import config_hash_of, flatten, to_container
 from backprop_lab.core import analysis
 from backprop_lab.core.data import fingerprint
@@ -135,6 +135,7 @@ def run_tags(cfg: DictConfig, job: Job, plan: RunPlan, overrides: list[str]) -> 
     )
     if job.snapshot_note:
         tags[TAG_PREFIX + "snapshots_note"] = job.snapshot_note
+    tags.update(cluster.job_tags())
     return tags
 
 

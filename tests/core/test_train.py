@@ -628,7 +628,10 @@ def test_huge_learning_rate_with_relu_and_linear_output_is_flagged():
             TrainSpec(Architecture((2, 1)), optimizer="lbfgs"),
             r"optimizer='lbfgs' is invalid: choose one of sgd",
         ),
-        (TrainSpec(Architecture((2, 1)), epochs=0), r"training.epochs=0 is invalid: must be at least 1"),
+        (
+            TrainSpec(Architecture((2, 1)), epochs=0),
+            r"training.epochs=0 is invalid: must be at least 1",
+        ),
         (
             TrainSpec(Architecture((2, 1)), batching="random"),
             r"training.batching='random' is invalid: choose one of",
@@ -637,7 +640,10 @@ def test_huge_learning_rate_with_relu_and_linear_output_is_flagged():
             TrainSpec(Architecture((2, 1)), batch_size=0),
             r"training.batch_size=0 is invalid: must be at least 1",
         ),
-        (TrainSpec(Architecture((2, 1)), method="hebb"), r"training.method='hebb' is invalid: choose one of"),
+        (
+            TrainSpec(Architecture((2, 1)), method="hebb"),
+            r"training.method='hebb' is invalid: choose one of",
+        ),
         (
             TrainSpec(Architecture((2, 2, 1), "threshold", "threshold"), method="perceptron"),
             r"perceptron trains a single layer of threshold units",

@@ -44,9 +44,21 @@ _exit_status = 0
 
 
 def _train_task(cfg) -> float | None:
+    import contextlib
+
+    from backprop_lab import cluster
+    from backprop_lab.interrupt import hold_stop_signals
+
+    # SLURM can signal a job while it still starts up: the signal is kept for its run.
+    with hold_stop_signals() if cluster.in_slurm_job() else contextlib.nullcontext():
+        return _train_job(cfg)
+
+
+def _train_job(cfg) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from rich.console import Console
 
+    from backprop_lab import cluster
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.pipeline import execute, format_summary
     from backprop_lab.tracking import ui_command
@@ -69,21 +81,26 @@ def _train_task(cfg) -> float | None:
     try:
         summary = execute(
             cfg,
-            output_dir=hydra_config.runtime.output_dir,
+            output_dir=cluster.attempt_dir(hydra_config.runtime.output_dir),
             overrides=overrides,
             parent_run_id=parent_run_id,
             tracking_uri=tracking_uri,
         )
     except BackpropLabError as error:
         fail(PROG, str(error))
+    slurm_job = cluster.in_slurm_job()
     prefix = f"[{hydra_config.job.num}] " if multirun else ""
-    console.print(prefix + format_summary(summary))
+    suffix = f" | slurm job {cluster.slurm_job_id()}" if slurm_job else ""
+    console.print(prefix + format_summary(summary) + suffix)
     if not multirun:
         console.print(f"MLflow UI: {ui_command(summary.tracking_uri)}")
     _exit_status = max(_exit_status, summary.exit_status)
-    if summary.status == "KILLED" and not multirun:
+    # A single run stopped by a signal ends the command. In a multirun the job returns, so the
+    # launcher collects and reports it with the rest, and later jobs of this process see
+    # sweep_stop and do not start; but a SLURM job that will be requeued leaves no result, so
+    # submitit waits for its next attempt.
+    if summary.status == "KILLED" and (not multirun or (slurm_job and cluster.will_run_again())):
         exit_now(summary.exit_status)
-    # In a multirun the sweep stops: later jobs of this process see sweep_stop and do not start.
     return summary.final_loss
 
 
@@ -246,6 +263,7 @@ def main() -> None:
     """``bplab-train``: a Hydra app; any override, and ``-m`` multiruns."""
     import hydra
 
+    from backprop_lab import cluster
     from backprop_lab.config import register_configs
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.paths import conf_dir
@@ -275,4 +293,5 @@ def main() -> None:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         exit_now(130)
-    exit_now(sweep_stop.exit_status if sweep_stop() else _exit_status)
+    stopped = sweep_stop.exit_status if sweep_stop() else 0
+    exit_now(max(_exit_status, cluster.multirun_exit_status, stopped))

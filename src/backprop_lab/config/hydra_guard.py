@@ -23,7 +23,10 @@ LAUNCHERS = {
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
 }
 SWEEPERS = {"basic": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}
-CALLBACKS = {"tracking": "backprop_lab.tracking.multirun.MultirunTrackingCallback"}
+CALLBACKS = {
+    "tracking": "backprop_lab.tracking.multirun.MultirunTrackingCallback",
+    "slurm_jobs": "backprop_lab.cluster.SlurmJobsCallback",
+}
 
 
 def _refuse(what: str) -> None:
