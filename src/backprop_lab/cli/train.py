@@ -10,6 +10,7 @@ import signal
 import sys
 
 from backprop_lab.cli.common import exit_now, fail, quiet_libraries
+from backprop_lab.cli.common import one_line as _one_line
 
 PROG = "bplab-train"
 
@@ -79,57 +80,6 @@ def _train_task(cfg) -> float | None:
         # Ctrl-C or SIGTERM: the user (or the cluster) wants the whole command to stop.
         exit_now(summary.exit_status)
     return summary.final_loss
-
-
-def _unknown_key_message(text: str) -> str | None:
-    """``unknown config key 'model.foo'; model accepts: ...`` for Hydra's override errors."""
-    import dataclasses
-    import re
-
-    from backprop_lab.config import Config
-
-    match = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Key '([^']+)' not in '", text
-    )
-    if not match:
-        return None
-    key = match.group(1)
-    node, parts = Config, key.split(".")
-    for part in parts[:-1]:
-        fields = {item.name: item for item in dataclasses.fields(node)}
-        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
-            return f"unknown config key {key!r}"
-        node = fields[part].default_factory
-    where = ".".join(parts[:-1]) or "the config"
-    allowed = ", ".join(item.name for item in dataclasses.fields(node))
-    return f"unknown config key {key!r}; {where} accepts: {allowed}"
-
-
-def _one_line(error: BaseException) -> str:
-    """Hydra's and OmegaConf's messages span lines; keep what a person needs, on one line."""
-    unknown = _unknown_key_message(str(error))
-    if unknown:
-        return unknown
-    parts, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for line in str(error).splitlines():
-            line = line.strip()
-            if line.startswith(
-                (
-                    "Config search path",
-                    "Set the environment variable",
-                    "object_type=",
-                    "reference_type=",
-                    "Value '$VALUE",
-                )
-            ):
-                break
-            if line and line not in parts:
-                parts.append(line)
-        error = error.__cause__ or error.__context__
-    text = " ".join(parts).replace("Available options in", "; available options in")
-    return text.replace(":; ", ": ").replace("; ;", ";")
 
 
 _MAX_JOBS_CHECKED = 256
