@@ -322,10 +322,14 @@ def explain_run(
 
     run = open_run(run_id, tracking_uri)
     job, total = run.job, int(run.cfg.training.epochs)
-    position, notes = (0, 0), []
+    if job.spec.method == "perceptron":
+        raise BackpropLabError(
+            f"run {run_id} trained by the perceptron rule (training.method=perceptron), not by "
+            "backprop: there is no gradient step to explain"
+        )
+    position = (0, 0)
     if job.grid:
         position = cell_position(cell, job.learning_rates, job.seeds, f"run {run_id}")
-        notes.append(cell_note(job.learning_rates, job.seeds, position))
     elif cell is not None:
         raise BackpropLabError(f"--cell {cell}: run {run_id} is a single run, not a grid")
     epoch = total if epoch is None else epoch
@@ -338,49 +342,49 @@ def explain_run(
     params, opt_state = start.params, start.opt_state
     if opt_state is None:
         opt_state = make_step_optimizer(job.spec, rate).init(params)
-    epoch_steps = _epoch_steps(run, seed, epoch, sample)
-    batches, chosen = epoch_steps.batches, epoch_steps.chosen
-    params, opt_state = take_steps(job.spec, params, opt_state, batches[:chosen])
-    indices = epoch_steps.samples[chosen]
+    steps = _epoch_steps(run, seed, epoch, sample)
+    params, opt_state = take_steps(job.spec, params, opt_state, steps.batches[: steps.chosen])
+    indices = steps.samples[steps.chosen]
     explanation = explain_batch(job.spec, params, job.dataset, indices, rate, opt_state)
     # The check takes the step exactly as training did (a padded mini-batch with its mask).
-    after, _ = take_steps(job.spec, params, opt_state, batches[chosen:])
-    last = chosen == len(batches) - 1
-    check, recorded = _check_note(run, position, epoch, after, last)
-    step_text = f"Step {chosen + 1} of {len(batches)} of epoch {epoch} (of {total})"
+    after, _ = take_steps(job.spec, params, opt_state, steps.batches[steps.chosen :])
+    last = steps.chosen == len(steps.batches) - 1
+    check = _check_note(run, position, epoch, after, last)
+    return Explained(explanation, _context(run, position, epoch, start, steps, check))
+
+
+def _context(run: RecordedRun, position, epoch: int, start: Start, steps: _Epoch, check):
+    """What the walk-through says about where the step of a run comes from."""
+    job, total, chosen = run.job, int(run.cfg.training.epochs), steps.chosen
+    rate, seed = job.learning_rates[position[0]], job.seeds[position[1]]
+    step_text = f"Step {chosen + 1} of {len(steps.batches)} of epoch {epoch} (of {total})"
     if chosen:
         before = "step 1 is" if chosen == 1 else f"steps 1 to {chosen} are"
         step_text += f"; {before} taken first, in the run's order"
-    notes = [
-        f"Run {run_id} ({run.cfg.name}, {run.kind} run).",
-        *notes,
-        step_text + ".",
-        *start.notes,
-        check,
-    ]
-    numbers = tuple(int(i) + 1 for i in indices)
+    grid = [cell_note(job.learning_rates, job.seeds, position)] if job.grid else []
+    note, recorded = check
+    notes = [f"Run {run.run_id} ({run.cfg.name}, {run.kind} run).", *grid, step_text + "."]
+    numbers = tuple(int(i) + 1 for i in steps.samples[chosen])
+    replayed_state = start.opt_state is not None
     source = {
         "source": "run",
-        "run_id": run_id,
+        "run_id": run.run_id,
         "kind": run.kind,
         "epoch": epoch,
         "epochs": total,
         "step": chosen + 1,
-        "steps": len(batches),
+        "steps": len(steps.batches),
         "cell": {"learning_rate": rate, "seed": seed} if job.grid else None,
         "parameters_from": start.parameters_from,
-        "optimizer_state_from": "replay"
-        if start.opt_state is not None
-        else "fresh (plain SGD has none)",
+        "optimizer_state_from": "replay" if replayed_state else "fresh (plain SGD has none)",
         "recorded_check": recorded,
     }
-    context = Context(
-        sample_label=batch_label(job.spec.batching, numbers, job.spec.batch_size),
+    return Context(
+        sample_label=batch_label(job.spec.batching, numbers),
         sample_numbers=numbers,
-        notes=tuple(notes),
+        notes=(*notes, *start.notes, note),
         settings=spec_settings(job.spec),
         # Epoch 1's first step starts from the optimizer's initial state, replayed or not.
-        fresh_state=start.opt_state is None or (epoch == 1 and chosen == 0),
+        fresh_state=not replayed_state or (epoch == 1 and chosen == 0),
         source=tuple(source.items()),
     )
-    return Explained(explanation, context)

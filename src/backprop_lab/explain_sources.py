@@ -119,7 +119,7 @@ def step_samples(order: np.ndarray, mask: np.ndarray | None, step: int) -> np.nd
     return indices if mask is None else indices[np.asarray(mask[step]) > 0]
 
 
-def batch_label(batching: str, numbers: Sequence[int], batch_size: int) -> str:
+def batch_label(batching: str, numbers: Sequence[int]) -> str:
     """How the samples of a step are named in the walk-through."""
     if len(numbers) == 1:
         return f"sample {numbers[0]}"
@@ -215,7 +215,7 @@ def from_config(
     numbers = tuple(int(i) + 1 for i in indices)
     explanation = explain_batch(job.spec, params, job.dataset, indices, rate)
     context = Context(
-        sample_label=batch_label(job.spec.batching, numbers, job.spec.batch_size),
+        sample_label=batch_label(job.spec.batching, numbers),
         sample_numbers=numbers,
         notes=tuple(notes),
         settings=spec_settings(job.spec),

@@ -236,7 +236,11 @@ def networks(draw):
 
 
 @settings(
-    max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=25,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(networks())
 def test_chain_rule_products_equal_jax_grad_in_float64(case):
@@ -262,7 +266,8 @@ def test_chain_rule_products_equal_jax_grad_in_float64(case):
         assert w.updated == pytest.approx(w.value - 0.3 * w.gradient, abs=1e-12)
     for delta in step.deltas:  # the δ recursion adds up: ∂E/∂out = Σₖ δₖ·w(j→k)
         if delta.terms:
-            assert delta.dE_dout == pytest.approx(sum(t.product for t in delta.terms), abs=1e-12)
+            total = sum(t.product for t in delta.terms)
+            assert delta.dE_dout == pytest.approx(total, rel=1e-12, abs=1e-12)
         assert delta.delta == pytest.approx(delta.dE_dout * delta.dout_dnet, abs=1e-15)
 
 

@@ -437,6 +437,7 @@ def _weight_steps(
             chain_rule = (
                 terms[0].product if len(terms) == 1 else math.fsum(t.product for t in terms)
             )
+            scale = math.fsum(abs(t.product) for t in terms)
             value, gradient = _entry(params, layer, j, i), _entry(taken.gradients, layer, j, i)
             if spec.optimizer == "sgd":
                 updated = value - rate * gradient  # the article's arithmetic, w − η·∂E/∂w
@@ -456,7 +457,10 @@ def _weight_steps(
                     chain_rule=chain_rule,
                     gradient=gradient,
                     updated=updated,
-                    agrees=math.isclose(chain_rule, gradient, rel_tol=rtol, abs_tol=atol),
+                    # Rounding grows with the size of the terms summed, not of their sum.
+                    agrees=math.isclose(
+                        chain_rule, gradient, rel_tol=rtol, abs_tol=atol + rtol * scale
+                    ),
                     step=_entry(taken.updates, layer, j, i),
                     terms=terms if len(terms) > 1 else (),
                 )
