@@ -142,7 +142,7 @@ class SlurmJobsCallback(_HydraCallback):
         global multirun_exit_status
         if not _launcher_target(config).endswith("SlurmLauncher"):
             return
-        from backprop_lab.tracking.multirun import read_parent_run
+        from backprop_lab.tracking.records import read_parent_run
 
         parent = read_parent_run(config.hydra.sweep.dir)
         if not parent:

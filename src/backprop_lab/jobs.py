@@ -102,11 +102,15 @@ def check_fits_in_memory(architecture: Architecture, cells: int, precision: str)
         )
 
 
-def prepare(cfg: DictConfig) -> Job:
-    """Validate ``cfg`` and build the data set, the network and the training spec."""
+def prepare(cfg: DictConfig, dataset: Dataset | None = None) -> Job:
+    """Validate ``cfg`` and build the data set, the network and the training spec.
+
+    ``dataset`` replaces the configured data set: a recorded run's ``dataset.npz``, so a
+    reader never rebuilds it from a path named in the run's config.
+    """
     validate(cfg)
     set_precision(cfg.training.precision)
-    dataset = build_dataset(cfg)
+    dataset = build_dataset(cfg) if dataset is None else dataset
     architecture = build_architecture(cfg, dataset)
     check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
     if cfg.training.batching == "minibatch" and cfg.training.batch_size > len(dataset.x_train):

@@ -72,6 +72,22 @@ def logged_weights(
     return {key: values for key, values in arrays.items() if key.startswith("layer")}
 
 
+def as_recorded(job, tags: dict):
+    """The job with the run's own chunk length: the same program as the run's, so the same
+    bits. A run recorded before training was chunked has no such tag and was one program
+    without snapshots."""
+    from backprop_lab import tracking
+
+    chunk = tags.get(tracking.TAG_PREFIX + "chunk_epochs")
+    if chunk is None:
+        return job._replace(spec=job.spec._replace(chunk_epochs=0, snapshot_epochs=()))
+    if not chunk.isdigit():
+        raise BackpropLabError(
+            f"the run's tag {tracking.TAG_PREFIX}chunk_epochs={chunk!r} is not a count"
+        )
+    return job._replace(spec=job.spec._replace(chunk_epochs=int(chunk)))
+
+
 def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, str]:
     """Train the logged config again; return (bitwise identical, max |difference|, kind)."""
     from omegaconf import OmegaConf
@@ -91,14 +107,7 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     if cfg.data.path and logged_path and not Path(cfg.data.path).is_file():
         # A relative data.path means the folder the run started in: use its absolute form.
         cfg = OmegaConf.merge(cfg, {"data": {"path": logged_path}})
-    job = prepare(cfg)
-    # The same program as the run's, with its chunk length; a run recorded before training
-    # was chunked has no such tag and was one program without snapshots.
-    chunk = tags.get(tracking.TAG_PREFIX + "chunk_epochs")
-    if chunk is None:
-        job = job._replace(spec=job.spec._replace(chunk_epochs=0, snapshot_epochs=()))
-    else:
-        job = job._replace(spec=job.spec._replace(chunk_epochs=int(chunk)))
+    job = as_recorded(prepare(cfg), tags)
     logged_data = tags.get(tracking.TAG_PREFIX + "data_sha256")
     if logged_data and fingerprint(job.dataset) != logged_data:
         raise BackpropLabError(

@@ -56,6 +56,57 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def unknown_key_message(text: str) -> str | None:
+    """``unknown config key 'model.foo'; model accepts: ...`` for Hydra's override errors."""
+    import dataclasses
+    import re
+
+    from backprop_lab.config import Config
+
+    match = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Key '([^']+)' not in '", text
+    )
+    if not match:
+        return None
+    key = match.group(1)
+    node, parts = Config, key.split(".")
+    for part in parts[:-1]:
+        fields = {item.name: item for item in dataclasses.fields(node)}
+        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
+            return f"unknown config key {key!r}"
+        node = fields[part].default_factory
+    where = ".".join(parts[:-1]) or "the config"
+    allowed = ", ".join(item.name for item in dataclasses.fields(node))
+    return f"unknown config key {key!r}; {where} accepts: {allowed}"
+
+
+def one_line(error: BaseException) -> str:
+    """Hydra's and OmegaConf's messages span lines; keep what a person needs, on one line."""
+    unknown = unknown_key_message(str(error))
+    if unknown:
+        return unknown
+    parts, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for line in str(error).splitlines():
+            line = line.strip()
+            if line.startswith(
+                (
+                    "Config search path",
+                    "Set the environment variable",
+                    "object_type=",
+                    "reference_type=",
+                    "Value '$VALUE",
+                )
+            ):
+                break
+            if line and line not in parts:
+                parts.append(line)
+        error = error.__cause__ or error.__context__
+    text = " ".join(parts).replace("Available options in", "; available options in")
+    return text.replace(":; ", ": ").replace("; ;", ";")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad option as one line instead of usage plus error."""
 

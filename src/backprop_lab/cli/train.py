@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from backprop_lab.cli.common import enable_compilation_cache, exit_now, fail, quiet_libraries
+from backprop_lab.cli.common import one_line as _one_line
 from backprop_lab.config.hydra_guard import check_hydra_config, check_override_keys
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.interrupt import stop_sweep_on_signals, sweep_stop
@@ -62,7 +63,7 @@ def _train_job(cfg) -> float | None:
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.pipeline import execute, format_summary
     from backprop_lab.tracking import ui_command
-    from backprop_lab.tracking.multirun import read_parent_run
+    from backprop_lab.tracking.records import read_parent_run
 
     global _exit_status
     quiet_libraries()
@@ -102,57 +103,6 @@ def _train_job(cfg) -> float | None:
     if summary.status == "KILLED" and (not multirun or (slurm_job and cluster.will_run_again())):
         exit_now(summary.exit_status)
     return summary.final_loss
-
-
-def _unknown_key_message(text: str) -> str | None:
-    """``unknown config key 'model.foo'; model accepts: ...`` for Hydra's override errors."""
-    import dataclasses
-    import re
-
-    from backprop_lab.config import Config
-
-    match = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Key '([^']+)' not in '", text
-    )
-    if not match:
-        return None
-    key = match.group(1)
-    node, parts = Config, key.split(".")
-    for part in parts[:-1]:
-        fields = {item.name: item for item in dataclasses.fields(node)}
-        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
-            return f"unknown config key {key!r}"
-        node = fields[part].default_factory
-    where = ".".join(parts[:-1]) or "the config"
-    allowed = ", ".join(item.name for item in dataclasses.fields(node))
-    return f"unknown config key {key!r}; {where} accepts: {allowed}"
-
-
-def _one_line(error: BaseException) -> str:
-    """Hydra's and OmegaConf's messages span lines; keep what a person needs, on one line."""
-    unknown = _unknown_key_message(str(error))
-    if unknown:
-        return unknown
-    parts, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for line in str(error).splitlines():
-            line = line.strip()
-            if line.startswith(
-                (
-                    "Config search path",
-                    "Set the environment variable",
-                    "object_type=",
-                    "reference_type=",
-                    "Value '$VALUE",
-                )
-            ):
-                break
-            if line and line not in parts:
-                parts.append(line)
-        error = error.__cause__ or error.__context__
-    text = " ".join(parts).replace("Available options in", "; available options in")
-    return text.replace(":; ", ": ").replace("; ;", ";")
 
 
 _MAX_JOBS_CHECKED = 256

@@ -80,6 +80,18 @@ def cell_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> Ce
     return CellPrograms(jax.jit(start), jax.jit(run_chunk))
 
 
+def cell_inputs(
+    learning_rates: Sequence[float], seeds: Sequence[int], dtype
+) -> tuple[jax.Array, jax.Array]:
+    """``(cell_seeds, cell_rates)``: the grid flattened rate-major, cell ``r·S + s`` for rate
+    ``r`` and seed ``s``, as :func:`train_grid` trains it."""
+    rates = np.asarray(learning_rates, dtype=np.float64)
+    seed_array = np.asarray(seeds, dtype=np.int64)
+    cell_rates = jnp.asarray(np.repeat(rates, len(seed_array)), dtype=dtype)
+    cell_seeds = jnp.asarray(np.tile(seed_array, len(rates)), dtype=jnp.uint32)
+    return cell_seeds, cell_rates
+
+
 def train_grid(
     spec: TrainSpec,
     init_fn: Callable[[jax.Array], Params],
@@ -109,9 +121,7 @@ def train_grid(
     seed_array = np.asarray(seeds, dtype=np.int64)
     num_rates, num_seeds = len(rates), len(seed_array)
     num_cells = num_rates * num_seeds
-    cell_rates = jnp.asarray(np.repeat(rates, num_seeds), dtype=data.x_train.dtype)
-    cell_seeds = jnp.asarray(np.tile(seed_array, num_rates), dtype=jnp.uint32)
-    inputs = (cell_seeds, cell_rates)
+    inputs = cell_inputs(rates, seed_array, data.x_train.dtype)
     if shard:
         inputs, _ = _shard_cells(inputs, num_cells)
     run = run_programs(spec, cell_programs(spec, init_fn), inputs, data, **options)

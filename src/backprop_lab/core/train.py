@@ -212,6 +212,27 @@ def _epoch_batches(spec: TrainSpec, key: jax.Array, x: jax.Array, y: jax.Array):
     return x[indices], y[indices], mask
 
 
+def _epoch_key(spec: TrainSpec, key: jax.Array, epoch_index) -> jax.Array:
+    """The key that orders epoch ``epoch_index`` (0-based) of a shuffled or mini-batch run."""
+    if spec.batching in ("shuffled", "minibatch"):
+        return jax.random.fold_in(key, epoch_index)
+    return key  # unused: online and full batches keep the data's order
+
+
+def epoch_sample_order(
+    spec: TrainSpec, key: jax.Array, epoch_index: int, num_samples: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which samples each optimizer step of epoch ``epoch_index`` (0-based) trains on.
+
+    Returns indices of shape ``(steps, batch)`` and the padding mask (None unless the last
+    mini-batch is topped up with repeats): the same draw as training makes, from the run's
+    shuffle ``key``.
+    """
+    indices = jnp.arange(num_samples)[:, None]
+    batches, _, mask = _epoch_batches(spec, _epoch_key(spec, key, epoch_index), indices, indices)
+    return np.asarray(batches[..., 0]), None if mask is None else np.asarray(mask)
+
+
 # Layers with at most this many weights use broadcast net inputs when trained alone.
 _BROADCAST_MAX_WEIGHTS = 64
 
@@ -269,6 +290,13 @@ def _hyperparams(spec: TrainSpec, learning_rate: jax.Array) -> dict[str, jax.Arr
 def _optimizer(spec: TrainSpec, hyperparams: dict[str, jax.Array]) -> optax.GradientTransformation:
     """The spec's optimizer, built around the run's (traced) hyperparameters."""
     return make_optimizer(spec.optimizer, **hyperparams)
+
+
+def optimizer_for(spec: TrainSpec, learning_rate, dtype=None) -> optax.GradientTransformation:
+    """The optimizer ``spec`` trains with at ``learning_rate``: the very one training builds
+    (its hyperparameters as arrays of the parameters' ``dtype``)."""
+    learning_rate = jnp.asarray(learning_rate, dtype)
+    return _optimizer(spec, _hyperparams(spec, learning_rate))
 
 
 def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
@@ -329,11 +357,9 @@ def _train_epoch(spec: TrainSpec, direction, state: TrainState, epoch_index, dat
         updates, opt_state = optimizer.update(gradient, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    if spec.batching in ("shuffled", "minibatch"):
-        epoch_key = jax.random.fold_in(state.key, epoch_index)
-    else:
-        epoch_key = state.key  # unused: online and full batches keep the data's order
-    batches = _epoch_batches(spec, epoch_key, data.x_train, data.y_train)
+    batches = _epoch_batches(
+        spec, _epoch_key(spec, state.key, epoch_index), data.x_train, data.y_train
+    )
     (params, opt_state), _ = jax.lax.scan(
         step, (state.params, state.opt_state), batches, unroll=spec.unroll
     )

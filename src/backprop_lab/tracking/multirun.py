@@ -10,7 +10,12 @@ from pathlib import Path
 from backprop_lab.interrupt import sweep_stop
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.publishing import create_run
-from backprop_lab.tracking.records import MAX_RUN_NAME, RunRecord, this_process
+from backprop_lab.tracking.records import (
+    MAX_RUN_NAME,
+    PARENT_RUN_FILE,
+    RunRecord,
+    this_process,
+)
 from backprop_lab.tracking.store import (
     check_store,
     client,
@@ -18,14 +23,6 @@ from backprop_lab.tracking.store import (
     resolve_tracking_uri,
     ui_command,
 )
-
-PARENT_RUN_FILE = "mlflow_parent_run.json"
-
-
-def read_parent_run(sweep_dir: str | Path) -> dict | None:
-    path = Path(sweep_dir) / PARENT_RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
 
 try:
     from hydra.experimental.callback import Callback as _HydraCallback

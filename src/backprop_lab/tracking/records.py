@@ -32,6 +32,9 @@ import numpy as np
 from backprop_lab.errors import BackpropLabError
 
 RECORD_FILE = "record.json"
+# In a multirun's sweep folder: the parent run its jobs log under (a file, so that jobs on other
+# nodes of a shared file system find it too).
+PARENT_RUN_FILE = "mlflow_parent_run.json"
 JOURNAL_FILE = "journal.bin"
 # MLflow rejects longer param values.
 _MAX_PARAM_LENGTH = 6000
@@ -205,6 +208,12 @@ class RunRecord:
             steps = curve_steps(len(values), self.journal_points)
             if np.isfinite(values).any():
                 self.add_curve(name, values[steps - 1], steps=steps)
+
+
+def read_parent_run(sweep_dir: str | Path) -> dict | None:
+    """``{"run_id", "tracking_uri", "experiment_name"}`` of a multirun's parent, if any."""
+    path = Path(sweep_dir) / PARENT_RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def curve_steps(num_epochs: int, max_points: int) -> np.ndarray:
