@@ -172,7 +172,11 @@ def journal_rows(job: Job, metrics) -> np.ndarray:
     """One chunk's per-epoch rows for the journal: a run's four metrics, or a grid's
     loss quartiles and mean accuracy across its cells."""
     if not job.grid:
-        return np.stack([np.asarray(m, dtype=np.float64) for m in metrics], axis=1)
+        loss = np.asarray(metrics.loss, dtype=np.float64)
+        columns = [loss if m is None else np.asarray(m, dtype=np.float64) for m in metrics]
+        rows = np.stack(columns, axis=1)
+        rows[:, [m is None for m in metrics]] = np.nan  # no test split
+        return rows
     loss = np.asarray(metrics.loss, dtype=np.float64)[: job.cells]
     quantiles = analysis.seed_quantile_curves(loss)
     accuracy = analysis.seed_quantile_curves(np.asarray(metrics.accuracy)[: job.cells])

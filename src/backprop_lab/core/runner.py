@@ -71,7 +71,9 @@ def run_in_chunks(
         if in_flight is not None:
             first, device_metrics = in_flight
             count = min(length, spec.epochs - first)
-            chunk = EpochMetrics(*(np.asarray(m)[..., :count] for m in device_metrics))
+            chunk = EpochMetrics(
+                *(None if m is None else np.asarray(m)[..., :count] for m in device_metrics)
+            )
             parts.append(chunk)
             epochs_done = first + count
             if on_chunk is not None:
@@ -79,7 +81,10 @@ def run_in_chunks(
         in_flight = launched
         if in_flight is None:
             metrics = EpochMetrics(
-                *(np.concatenate(columns, axis=-1) for columns in zip(*parts, strict=True))
+                *(
+                    None if columns[0] is None else np.concatenate(columns, axis=-1)
+                    for columns in zip(*parts, strict=True)
+                )
             )
             return state, metrics, epochs_done
 
@@ -107,8 +112,16 @@ def chunk_epochs_for(
     step_seconds = 6e-8 + 1.5e-9 * params * batch * cells
     epoch_seconds = steps * step_seconds + 1.5e-9 * params * num_samples * cells
     # Not capped by spec.epochs: runs of any length then share one program, so a run of e
-    # epochs and epoch e of a longer run give the same bits.
-    return max(1, int(target_seconds / epoch_seconds))
+    # epochs and epoch e of a longer run give the same bits. Rounded down to 1, 2 or 5 times a
+    # power of ten, which divides the round epoch counts people choose (a last chunk that
+    # reaches past the end skips its extra epochs, but still steps through them).
+    return _round_number_at_most(max(1, int(target_seconds / epoch_seconds)))
+
+
+def _round_number_at_most(value: int) -> int:
+    """The largest of 1, 2, 5, 10, 20, 50, ... that is at most ``value``."""
+    power = 10 ** (len(str(value)) - 1)
+    return max(step * power for step in (1, 2, 5) if step * power <= value)
 
 
 def seed_keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array]:

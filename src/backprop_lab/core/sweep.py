@@ -21,7 +21,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backprop_lab.core.model import Params
 from backprop_lab.core.runner import run_programs, seed_keys
-from backprop_lab.core.train import Data, History, TrainResult, TrainSpec, make_trainer
+from backprop_lab.core.train import (
+    Data,
+    History,
+    TrainResult,
+    TrainSpec,
+    make_trainer,
+)
 
 
 class GridResult(NamedTuple):
