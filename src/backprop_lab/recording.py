@@ -23,10 +23,12 @@ from backprop_lab.config import success_rule
 from backprop_lab.core import analysis
 from backprop_lab.core.data import DATASET_ARTIFACT, save_dataset
 from backprop_lab.core.model import params_to_arrays, params_to_dict
+from backprop_lab.core.trajectory import TRAJECTORY_ARTIFACT
+from backprop_lab.explorer.images import record_boundary_images
+from backprop_lab.explorer.sources import record_explorer, single_cells
 from backprop_lab.tracking import TAG_PREFIX, RunRecord, curve_steps
 
 HISTORY_NAMES = ("loss", "accuracy", "test_loss", "test_accuracy")
-TRAJECTORY_ARTIFACT = "trajectory.npz"
 
 
 class Outcome(NamedTuple):
@@ -64,18 +66,29 @@ def history_arrays(history) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
 
 
-def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> int:
-    """``trajectory.npz``: the snapshot epochs reached and the parameters at each (the
-    snapshot axis comes after a grid's ``(rates, seeds)`` axes). Returns its size in bytes."""
+def trajectory_arrays(
+    epochs: tuple[int, ...], snapshots, epochs_done: int
+) -> dict[str, np.ndarray] | None:
+    """The snapshot epochs reached (``epochs``) and the parameters at each (the snapshot axis
+    comes after a grid's ``(rates, seeds)`` axes); None without snapshots."""
     if snapshots is None or not epochs:
-        return 0
+        return None
     reached = np.asarray(epochs) <= epochs_done
     arrays = params_to_arrays(snapshots)
     batch_axes = arrays["layer0_weights"].ndim - 3  # (..., snapshots, units, inputs)
     index = (slice(None),) * batch_axes + (reached,)
-    arrays = {name: values[index] for name, values in arrays.items()}
+    return {"epochs": np.asarray(epochs)[reached]} | {
+        name: values[index] for name, values in arrays.items()
+    }
+
+
+def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> int:
+    """``trajectory.npz`` (see :func:`trajectory_arrays`). Returns its size in bytes."""
+    arrays = trajectory_arrays(epochs, snapshots, epochs_done)
+    if arrays is None:
+        return 0
     path = folder / TRAJECTORY_ARTIFACT
-    np.savez_compressed(path, epochs=np.asarray(epochs)[reached], **arrays)
+    np.savez_compressed(path, **arrays)
     return path.stat().st_size
 
 
@@ -115,6 +128,15 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result) -> Outcome:
     (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
     write_history_csv(folder / "history.csv", {name: v[:done] for name, v in history.items()})
     write_trajectory(folder, job.spec.snapshot_epochs, result.snapshots, done)
+    trajectory = trajectory_arrays(job.spec.snapshot_epochs, result.snapshots, done)
+    cells = single_cells(
+        {name: values[:done] for name, values in history.items()},
+        job.learning_rates[0], job.seeds[0], summary.initial_loss, summary.solved,
+        summary.diverged_epoch,
+    )  # fmt: skip
+    record_explorer(record, job, cells, trajectory)
+    if cfg.tracking.plots:
+        record_boundary_images(record, job.architecture, job.dataset, trajectory)
     return Outcome(
         summary.final_loss,
         summary.final_accuracy,
@@ -208,6 +230,9 @@ def record_grid(record: RunRecord, cfg: DictConfig, job, grid) -> Outcome:
     write_trajectory(folder, job.spec.snapshot_epochs, grid.result.snapshots, done)
     curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
     view = {**arrays, **curves}
+    record_explorer(
+        record, job, view, trajectory_arrays(job.spec.snapshot_epochs, grid.result.snapshots, done)
+    )
     _write_cells_table(folder / "cells.csv", view)
     rows = analysis.rate_rows(view)
     summary = analysis.grid_summary(view, rows)
