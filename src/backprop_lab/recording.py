@@ -2,8 +2,9 @@
 
 A single run records its per-epoch curves (every epoch up to ``tracking.max_logged_epochs``),
 its verdicts (solved, improved, diverged, epochs to target), ``weights.npz``/``weights.json``,
-``history.csv``, ``trajectory.npz`` and its figures. A grid records ``grid.npz`` (every cell's
-full curves, verdicts and final weights), ``cells.csv``, its trajectory, its figures and one
+``history.csv``, ``trajectory.npz``, ``explorer.html`` and its figures (with decision-boundary
+images by epoch for MLflow's image view). A grid records ``grid.npz`` (every cell's full curves,
+verdicts and final weights), ``cells.csv``, its trajectory and explorer, its figures and one
 child run per learning rate with that rate's aggregates: what the MLflow UI compares.
 Every statistic comes from :mod:`backprop_lab.core.analysis`.
 """

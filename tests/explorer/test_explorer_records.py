@@ -122,7 +122,7 @@ def test_a_single_2d_run_logs_decision_boundary_images_by_epoch(runs):
     from PIL import Image
 
     image = Image.open(runs.single.folder / next(n for n in names if n.endswith(".png")))
-    assert image.size == (160, 160) and image.mode == "RGB"
+    assert image.size == (120, 120) and image.mode == "RGB"
 
 
 def test_no_images_without_figures(runs):

@@ -9,6 +9,7 @@ import shutil
 import pytest
 from report_store import EVIL_NAME, _train
 
+from backprop_lab import tracking
 from backprop_lab.cli import view
 
 
@@ -32,6 +33,17 @@ def test_a_grid_runs_explorer(store, tmp_path, capsys):
     assert f"Explorer: {out}" in capsys.readouterr().out
     (job,) = _jobs(out)
     assert job["run_id"] == store.grid.run_id and len(job["param_cells"]) == 4
+
+
+def test_a_grids_per_rate_child_stands_for_its_grid(store, tmp_path):
+    client = tracking.client(store.uri)
+    grid = client.get_run(store.grid.run_id)
+    (child, *_) = client.search_runs(
+        [grid.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{store.grid.run_id}'"
+    )
+    out = tmp_path / "child.html"
+    assert view.run([child.info.run_id, "--out", str(out), "--tracking-uri", store.uri]) == 0
+    assert [job["run_id"] for job in _jobs(out)] == [store.grid.run_id]
 
 
 def test_a_multiruns_explorer_holds_every_job(store, tmp_path):

@@ -5,8 +5,8 @@ curves, its verdicts and its parameters at the snapshot epochs. Numbers travel a
 little-endian float arrays, compressed (``zlib``, which the browser's ``DecompressionStream``
 undoes) after a byte shuffle: the bytes of each significance are stored together, so the
 slowly varying exponents compress well. Snapshot parameters are stored with the snapshot axis
-last and each number's bits as the difference from the previous snapshot's, which makes a
-trained network's trajectory about a fifth smaller again.
+last and each number's bits as the difference from the previous snapshot's (curves likewise
+along their epochs), which makes a trained network's trajectory about a fifth smaller again.
 
 A page stays under a byte budget: above it, the page keeps fewer snapshots (always the first
 and the last), then the parameters of fewer cells, and says so in its notes.
@@ -28,8 +28,8 @@ from backprop_lab.core.model import Architecture, num_layers_in
 # A page larger than this keeps fewer snapshots: the committed studies' explorers stay under
 # 3 MB, and a browser opens a page of this size at once.
 DEFAULT_MAX_BYTES = 3_000_000
-# Epochs at which each curve is sampled, besides the snapshot epochs (a chart is ~300 px wide).
-CURVE_POINTS = 100
+# Epochs at which each curve is sampled, besides the snapshot epochs (which are dense early).
+CURVE_POINTS = 60
 # At most this many points of each split are drawn on the plane.
 MAX_PLANE_POINTS = 2000
 # Thinning keeps at least this many snapshots before it drops cells.
@@ -213,7 +213,7 @@ def _curves(job: ExplorerJob, epochs: np.ndarray) -> dict[str, dict]:
             else np.full(cells, np.nan)
         )
         sampled = np.where(epochs[None, :] == 0, at_zero[:, None], values[:, epochs - 1])
-        curves[name] = encode_array(sampled.astype(np.float32))
+        curves[name] = encode_array(sampled.astype(np.float32), delta=True)
     return curves
 
 

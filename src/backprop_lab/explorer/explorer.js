@@ -442,18 +442,29 @@
       context.textAlign = "center";
       context.fillText("no snapshot of this cell in this page", size / 2, size / 2);
     }
+    // Training points ringed in white, test points in black; few points are drawn larger.
     ["train", "test"].forEach((split) => {
       const points = job.points[split];
       if (!points) return;
+      const radius = points.n <= 50 ? 5.5 : 3.5;
       for (let i = 0; i < points.n; i++) {
         const target = points.y[i * points.targets + Math.min(state.output, points.targets - 1)];
+        const x = toX(points.x[2 * i]);
+        const y = toY(points.x[2 * i + 1]);
         context.beginPath();
-        context.arc(toX(points.x[2 * i]), toY(points.x[2 * i + 1]), split === "train" ? 4 : 3.5, 0, 2 * Math.PI);
+        context.arc(x, y, radius, 0, 2 * Math.PI);
         context.fillStyle = css(target >= 0.5 ? BLUE : ORANGE);
         context.fill();
-        context.lineWidth = split === "train" ? 1 : 1.5;
+        context.lineWidth = 1.5;
         context.strokeStyle = split === "train" ? "#fff" : "#000";
         context.stroke();
+        if (split === "train") {
+          context.beginPath();
+          context.arc(x, y, radius + 1.2, 0, 2 * Math.PI);
+          context.lineWidth = 0.8;
+          context.strokeStyle = "rgba(0,0,0,0.55)";
+          context.stroke();
+        }
       }
     });
   }
@@ -529,12 +540,11 @@
     context.clearRect(0, 0, width, height);
     const sizes = job.layers;
     const most = Math.max(...sizes);
-    const node_ = Math.max(5, Math.min(34, Math.floor((height - 16) / most) - 4));
+    // Units at most 34 pixels, 4 apart; a wide layer packs them closer to fit the height.
+    const pitch = Math.min(38, (height - 16) / most);
+    const node_ = Math.max(2, Math.min(34, pitch >= 8 ? pitch - 4 : pitch - 1));
     const columnX = (l) => 8 + (l * (width - 16 - node_)) / (sizes.length - 1);
-    const rowY = (l, j) => {
-      const span = sizes[l] * (node_ + 4);
-      return (height - span) / 2 + j * (node_ + 4) + 2;
-    };
+    const rowY = (l, j) => (height - sizes[l] * pitch) / 2 + j * pitch + (pitch - node_) / 2;
     if (!net) {
       context.fillStyle = "#666";
       context.font = "12px system-ui, sans-serif";
@@ -697,7 +707,11 @@
     context.textAlign = "center";
     context.textBaseline = "alphabetic";
     const ticks = logX ? [0, 10, 100, 1000, 10000, 100000, 1000000] : [0, Math.round(job.epochs / 2)];
-    ticks.filter((e) => e <= job.epochs).concat([job.epochs]).forEach((e) => context.fillText(String(e), xOf(e), height - 6));
+    const shownTicks = Array.from(new Set(ticks.filter((e) => e < job.epochs * 0.7).concat([job.epochs])));
+    shownTicks.forEach((e) => {
+      context.textAlign = e === job.epochs ? "right" : e === 0 ? "left" : "center";
+      context.fillText(String(e), e === job.epochs ? right : xOf(e), height - 6);
+    });
     context.textAlign = "left";
     context.fillText("epoch", 4, height - 6);
   }
