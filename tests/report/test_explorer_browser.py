@@ -356,6 +356,7 @@ def test_the_readme_screenshot(open_page, tmp_path):
     seen = open_page(path, width=1500, height=1100)
     labels = [job["label"] for job in seen.call("bplab.info()")]
     spiral = [i for i, label in enumerate(labels) if "spiral" in label]
+    seen.call("(job) => bplab.selectJob(job)", (spiral or [0])[0])
     seen.call("(jobs) => bplab.compare(jobs.map((job) => [job, 0]))", spiral[:3] or [0])
     seen.call("bplab.setEpoch(bplab.state().steps - 1)")
     target = (
