@@ -6,7 +6,9 @@ In one run:
 2. against a NumPy per-network loop (run on a few cells and scaled to the grid);
 3. against the project's own one-network-at-a-time training (the same compiled program,
    called per cell; run on a subset of cells and scaled);
-4. end to end: ``bplab-train`` on the same grid, with every MLflow record written.
+4. end to end: ``bplab-train`` on the same grid, with every MLflow record written, with its
+   trajectory (60 snapshots of every cell, ``trajectory.npz`` and ``explorer.html``) and
+   without (``tracking.snapshots=0``), alternately, the fastest of ``--repeats`` each.
 
 Usage: python benchmarks/bench_sweep.py [--json] [--rates 32] [--seeds 32] [--epochs 2000]
 """
@@ -42,6 +44,9 @@ def main() -> int:
         "--single-cells", type=int, default=64, help="cells trained one at a time (scaled up)"
     )
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="end-to-end runs with and without trajectories"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -67,6 +72,7 @@ def main() -> int:
     first_call_s = time.perf_counter() - started
     grid_s = min(_timed(lambda: train_grid(spec, init, rates, seeds, data)) for _ in range(3))
     grid_updates_per_s = updates / grid_s
+    trajectory = _trajectory_costs(spec, init, rates, seeds, data, grid_s)
 
     # NumPy, one network after another, on a few cells.
     numpy_s = 0.0
@@ -98,28 +104,9 @@ def main() -> int:
         single_cells * args.epochs * len(dataset.x_train) / (time.perf_counter() - started)
     )
 
-    end_to_end_s = None
+    end_to_end_s = end_to_end_bare_s = explorer_bytes = None
     if not args.skip_end_to_end:
-        with tempfile.TemporaryDirectory() as folder:
-            store = f"sqlite:///{Path(folder) / 'mlflow.db'}"
-            rate_list = "[" + ",".join(f"{rate:.6g}" for rate in rates) + "]"
-            command = [
-                str(BIN / "bplab-train"),
-                "experiment=xor_mlp",
-                f"training.epochs={args.epochs}",
-                f"sweep.learning_rates={rate_list}",
-                f"sweep.seeds={args.seeds}",
-                f"tracking.uri={store}",
-            ]
-            subprocess.run(
-                [*command[:2], "training.epochs=1", f"tracking.uri={store}"],
-                cwd=folder,
-                check=True,
-                capture_output=True,
-            )
-            started = time.perf_counter()
-            subprocess.run(command, cwd=folder, check=True, capture_output=True)
-            end_to_end_s = time.perf_counter() - started
+        end_to_end_s, end_to_end_bare_s, explorer_bytes = _end_to_end(args, rates)
 
     results = {
         "cells": cells,
@@ -133,6 +120,14 @@ def main() -> int:
         "speedup_vs_numpy": round(grid_updates_per_s / numpy_updates_per_s, 1),
         "speedup_vs_one_at_a_time": round(grid_updates_per_s / single_updates_per_s, 1),
         "end_to_end_s": None if end_to_end_s is None else round(end_to_end_s, 2),
+        "end_to_end_without_trajectory_s": None
+        if end_to_end_bare_s is None
+        else round(end_to_end_bare_s, 2),
+        "trajectory_overhead": None
+        if end_to_end_s is None
+        else round(end_to_end_s / end_to_end_bare_s - 1, 3),
+        "explorer_bytes": explorer_bytes,
+        **{f"trajectory_{key}": value for key, value in trajectory.items()},
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
@@ -156,7 +151,93 @@ def main() -> int:
         print(
             f"  end to end, bplab-train with every MLflow record: {end_to_end_s:.2f} s  (target < 60 s)"
         )
+        print(
+            f"    without trajectories (tracking.snapshots=0):     {end_to_end_bare_s:.2f} s  -> "
+            f"trajectories add {100 * (end_to_end_s / end_to_end_bare_s - 1):+.1f}%  (target <= +10%)"
+        )
+        print(f"    the run's explorer.html: {explorer_bytes / 1e6:.2f} MB")
+    print(
+        "  the trajectory's own work, in process: training with 60 snapshots "
+        f"{trajectory['training_extra_s']:+.3f} s, trajectory.npz {trajectory['npz_s']:.3f} s, "
+        f"explorer.html {trajectory['explorer_s']:.3f} s ({trajectory['explorer_bytes'] / 1e6:.2f} MB)"
+    )
     return 0
+
+
+def _trajectory_costs(spec, init, rates, seeds, data, grid_s: float) -> dict[str, float]:
+    """What keeping a trajectory adds, measured alone: training with 60 snapshots against
+    without, then writing trajectory.npz and rendering the explorer from the result."""
+    from backprop_lab.core.sweep import train_grid
+    from backprop_lab.core.trajectory import snapshot_epochs
+    from backprop_lab.explorer import render_explorer
+    from backprop_lab.explorer.sources import explorer_job
+    from backprop_lab.recording import trajectory_arrays, write_trajectory
+
+    with_snapshots = spec._replace(snapshot_epochs=snapshot_epochs(spec.epochs, 60))
+    train_grid(with_snapshots, init, rates, seeds, data)  # compile
+    snapshots_s = min(
+        _timed(lambda: train_grid(with_snapshots, init, rates, seeds, data)) for _ in range(3)
+    )
+    grid = train_grid(with_snapshots, init, rates, seeds, data)
+    result = grid.result
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        write_trajectory(
+            Path(folder), with_snapshots.snapshot_epochs, result.snapshots, spec.epochs
+        )
+        npz_s = time.perf_counter() - started
+    started = time.perf_counter()
+    arrays = trajectory_arrays(with_snapshots.snapshot_epochs, result.snapshots, spec.epochs)
+    cells = {
+        "learning_rates": grid.learning_rates,
+        "seeds": grid.seeds,
+        "loss": np.asarray(result.history.loss),
+        "accuracy": np.asarray(result.history.accuracy),
+        "initial_loss": np.asarray(result.initial_loss),
+        "diverged_epoch": np.asarray(result.diverged_epoch),
+    }
+    job = explorer_job("bench", "bench", "", spec.architecture, None, cells, arrays)
+    page = render_explorer("bench", [job])
+    explorer_s = time.perf_counter() - started
+    return {
+        "training_extra_s": round(snapshots_s - grid_s, 3),
+        "npz_s": round(npz_s, 3),
+        "explorer_s": round(explorer_s, 3),
+        "explorer_bytes": len(page.encode()),
+    }
+
+
+def _end_to_end(args, rates) -> tuple[float, float, int]:
+    """Seconds of ``bplab-train`` on the grid with and without trajectories (the fastest of
+    ``args.repeats`` each, run alternately), and the size of the explorer it wrote."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = f"sqlite:///{Path(folder) / 'mlflow.db'}"
+        rate_list = "[" + ",".join(f"{rate:.6g}" for rate in rates) + "]"
+        command = [
+            str(BIN / "bplab-train"),
+            "experiment=xor_mlp",
+            f"training.epochs={args.epochs}",
+            f"sweep.learning_rates={rate_list}",
+            f"sweep.seeds={args.seeds}",
+            f"tracking.uri={store}",
+        ]
+        # The store is created once, outside the timings.
+        subprocess.run(
+            [*command[:2], "training.epochs=1", f"tracking.uri={store}"],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for trajectories in (True, False):
+                extra = [] if trajectories else ["tracking.snapshots=0"]
+                started = time.perf_counter()
+                subprocess.run([*command, *extra], cwd=folder, check=True, capture_output=True)
+                timings[trajectories].append(time.perf_counter() - started)
+        pages = sorted((Path(folder) / "outputs").rglob("explorer.html"))
+        size = max((page.stat().st_size for page in pages), default=0)
+    return min(timings[True]), min(timings[False]), size
 
 
 def _timed(function) -> float:

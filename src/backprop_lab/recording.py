@@ -2,8 +2,9 @@
 
 A single run records its per-epoch curves (every epoch up to ``tracking.max_logged_epochs``),
 its verdicts (solved, improved, diverged, epochs to target), ``weights.npz``/``weights.json``,
-``history.csv``, ``trajectory.npz`` and its figures. A grid records ``grid.npz`` (every cell's
-full curves, verdicts and final weights), ``cells.csv``, its trajectory, its figures and one
+``history.csv``, ``trajectory.npz``, ``explorer.html`` and its figures (with decision-boundary
+images by epoch for MLflow's image view). A grid records ``grid.npz`` (every cell's full curves,
+verdicts and final weights), ``cells.csv``, its trajectory and explorer, its figures and one
 child run per learning rate with that rate's aggregates: what the MLflow UI compares.
 Every statistic comes from :mod:`backprop_lab.core.analysis`.
 """
@@ -25,10 +26,12 @@ from backprop_lab.config import success_rule
 from backprop_lab.core import analysis
 from backprop_lab.core.data import DATASET_ARTIFACT, save_dataset
 from backprop_lab.core.model import params_to_arrays, params_to_dict
+from backprop_lab.core.trajectory import TRAJECTORY_ARTIFACT
+from backprop_lab.explorer.images import record_boundary_images
+from backprop_lab.explorer.sources import record_explorer, single_cells
 from backprop_lab.tracking import TAG_PREFIX, RunRecord, curve_steps
 
 HISTORY_NAMES = ("loss", "accuracy", "test_loss", "test_accuracy")
-TRAJECTORY_ARTIFACT = "trajectory.npz"
 
 
 class Outcome(NamedTuple):
@@ -95,17 +98,26 @@ def history_arrays(history) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
 
 
-def write_trajectory(folder: Path, epochs: tuple[int, ...], snapshots, epochs_done: int) -> None:
-    """``trajectory.npz``: the snapshot epochs reached and the parameters at each (the
-    snapshot axis comes after a grid's ``(rates, seeds)`` axes)."""
+def trajectory_arrays(
+    epochs: tuple[int, ...], snapshots, epochs_done: int
+) -> dict[str, np.ndarray] | None:
+    """The snapshot epochs reached (``epochs``) and the parameters at each (the snapshot axis
+    comes after a grid's ``(rates, seeds)`` axes); None without snapshots."""
     if snapshots is None or not epochs:
-        return
+        return None
     reached = np.asarray(epochs) <= epochs_done
     arrays = params_to_arrays(snapshots)
     batch_axes = arrays["layer0_weights"].ndim - 3  # (..., snapshots, units, inputs)
     index = (slice(None),) * batch_axes + (reached,)
-    arrays = {name: values[index] for name, values in arrays.items()}
-    save_npz(folder / TRAJECTORY_ARTIFACT, {"epochs": np.asarray(epochs)[reached], **arrays})
+    return {"epochs": np.asarray(epochs)[reached]} | {
+        name: values[index] for name, values in arrays.items()
+    }
+
+
+def write_trajectory(folder: Path, trajectory: dict[str, np.ndarray] | None) -> None:
+    """``trajectory.npz``: the arrays of :func:`trajectory_arrays` (nothing without them)."""
+    if trajectory is not None:
+        save_npz(folder / TRAJECTORY_ARTIFACT, trajectory)
 
 
 def write_history_csv(path: Path, history: dict[str, np.ndarray], block: int = 65536) -> None:
@@ -145,7 +157,16 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result, files: FileWr
     files.submit(
         write_history_csv, folder / "history.csv", {name: v[:done] for name, v in history.items()}
     )
-    files.submit(write_trajectory, folder, job.spec.snapshot_epochs, result.snapshots, done)
+    trajectory = trajectory_arrays(job.spec.snapshot_epochs, result.snapshots, done)
+    files.submit(write_trajectory, folder, trajectory)
+    cells = single_cells(
+        {name: values[:done] for name, values in history.items()},
+        job.learning_rates[0], job.seeds[0], summary.initial_loss, summary.solved,
+        summary.diverged_epoch,
+    )  # fmt: skip
+    record_explorer(record, job, cells, trajectory)
+    if cfg.tracking.plots:
+        record_boundary_images(record, job.architecture, job.dataset, trajectory)
     return Outcome(
         summary.final_loss,
         summary.final_accuracy,
@@ -237,9 +258,11 @@ def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter
     folder = record.artifact_dir
     files.submit(save_npz, folder / "grid.npz", arrays)
     done = int(grid.result.epochs_done)
-    files.submit(write_trajectory, folder, job.spec.snapshot_epochs, grid.result.snapshots, done)
+    trajectory = trajectory_arrays(job.spec.snapshot_epochs, grid.result.snapshots, done)
+    files.submit(write_trajectory, folder, trajectory)
     curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
     view = {**arrays, **curves}
+    record_explorer(record, job, view, trajectory)
     _write_cells_table(folder / "cells.csv", view)
     rows = analysis.rate_rows(view)
     summary = analysis.grid_summary(view, rows)

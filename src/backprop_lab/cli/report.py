@@ -99,8 +99,14 @@ def _build_reports(mlflow_client, experiments, wanted, run_id, out: Path, uri: s
             built[name] = report
             bar.advance(task)
             jobs = f"{report.jobs} job{'s' if report.jobs != 1 else ''}"
+            explorer = (
+                f"; explorer.html {report.explorer_bytes / 1e6:.2f} MB"
+                if report.explorer_bytes
+                else ""
+            )
             console.print(
-                f"{name}: {report.folder / 'report.html'} ({jobs}; {len(report.findings)} findings)"
+                f"{name}: {report.folder / 'report.html'} ({jobs}; {len(report.findings)} findings"
+                f"{explorer})"
             )
     return built
 

@@ -17,6 +17,11 @@ import numpy as np
 
 from backprop_lab.core.model import Architecture, count_parameters
 
+# The artifact that holds a run's trajectory: ``epochs`` (the snapshot epochs reached) and the
+# parameters at each, in the layout of ``model.params_to_arrays`` with a snapshot axis after a
+# grid's ``(rates, seeds)`` axes.
+TRAJECTORY_ARTIFACT = "trajectory.npz"
+
 
 class SnapshotPlan(NamedTuple):
     epochs: tuple[int, ...]

@@ -18,6 +18,7 @@ from backprop_lab.report.blocks import (
     CodeBlock,
     Figures,
     Heading,
+    Link,
     Paragraph,
     render_html,
     render_markdown,
@@ -55,6 +56,8 @@ class ExperimentReport:
     headline: str = ""
     # The experiment's place in the index (``report.order``).
     order: int = 100
+    # Size of ``explorer.html`` beside the report (0: the runs have no trajectory, no explorer).
+    explorer_bytes: int = 0
 
 
 class Findings(NamedTuple):
@@ -296,6 +299,36 @@ def build_blocks(
     return blocks, findings.shown, pick_headline(findings, settings.headline)
 
 
+def write_experiment_explorer(selection: Selection, jobs: list[Job], folder: Path) -> int:
+    """``explorer.html`` of every job with a trajectory; its size (0: none has one)."""
+    from backprop_lab.explorer import EXPLORER_ARTIFACT, render_explorer, write_explorer
+    from backprop_lab.explorer.sources import explorer_jobs
+
+    found = explorer_jobs(jobs)
+    if not found:
+        return 0
+    top = selection.top
+    subtitle = (
+        f"The latest top-level run {run_name(top)} ({run_kind(top)}, {top.info.status}): "
+        f"{len(found)} job{'s' if len(found) != 1 else ''} with snapshots."
+    )
+    page = render_explorer(selection.experiment_name, found, subtitle=subtitle)
+    return write_explorer(folder / EXPLORER_ARTIFACT, page)
+
+
+def explorer_link(jobs: int) -> Paragraph:
+    return Paragraph(
+        (
+            "Explorer: ",
+            Link("explorer.html", "explorer.html", "explorer.html"),
+            f" shows every cell of {'every job' if jobs > 1 else 'the run'} learning, epoch by "
+            "epoch: the output over the input plane, the network and the curves, recomputed in "
+            "the browser from the snapshots of the runs. One self-contained file; it opens "
+            "offline.",
+        )
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 
@@ -348,6 +381,17 @@ def build_experiment_report(
         figure_dir = building / "figures"
         figure_dir.mkdir()
         blocks, findings, headline = build_blocks(selection, jobs, figure_dir, uri)
+        if progress is not None:
+            progress(f"{name}: writing the explorer")
+        explorer_bytes = write_experiment_explorer(selection, jobs, building)
+        if explorer_bytes:
+            # Under the title, before the first section.
+            first = next(
+                i
+                for i, block in enumerate(blocks)
+                if isinstance(block, Heading) and block.level == 2
+            )
+            blocks.insert(first, explorer_link(len(jobs)))
         (building / "report.md").write_text(render_markdown(blocks))
         (building / "report.html").write_text(
             render_html(f"{name} — backprop-lab report", blocks, figure_dir)
@@ -362,4 +406,5 @@ def build_experiment_report(
         findings,
         headline,
         int(report_settings(jobs).order),
+        explorer_bytes,
     )

@@ -31,9 +31,13 @@ def write_index(out: Path, reports: dict[str, ExperimentReport]) -> tuple[Path, 
     for name in index_order(reports):
         report = reports[name]
         folder = slug(name)
+        link = Link(name, f"{folder}/report/report.md", f"{folder}/report/report.html")
+        if report.explorer_bytes:
+            explorer = f"{folder}/report/explorer.html"
+            link = (link, " (", Link("explorer", explorer, explorer), ")")
         rows.append(
             [
-                Link(name, f"{folder}/report/report.md", f"{folder}/report/report.html"),
+                link,
                 report.description,
                 report.top_run_name,
                 report.started,
@@ -70,6 +74,10 @@ def _order(mlflow_client, runs: list) -> int:
     return ReportConfig().order
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
 def index_entries(
     mlflow_client, experiments: dict[str, Any], out: Path, built: dict[str, ExperimentReport]
 ) -> dict[str, ExperimentReport]:
@@ -92,5 +100,6 @@ def index_entries(
             len(runs),
             [],
             order=_order(mlflow_client, runs),
+            explorer_bytes=_size(folder / "explorer.html"),
         )
     return entries

@@ -15,6 +15,7 @@ import numpy as np
 
 from backprop_lab.core import analysis
 from backprop_lab.core.data import DATASET_ARTIFACT
+from backprop_lab.core.trajectory import TRAJECTORY_ARTIFACT
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.report.artifacts import (
     RunArtifacts,
@@ -56,6 +57,8 @@ class Job:
     problems: list[str] = field(default_factory=list)
     dataset: Any = None
     architecture: Any = None
+    # trajectory.npz: the snapshot epochs and the parameters at each (None: the run has none).
+    trajectory: dict[str, np.ndarray] | None = None
 
     @property
     def name(self) -> str:
@@ -143,6 +146,7 @@ def load_job(mlflow_client, run, folder: Path) -> Job:
         return job
     steps = [_load_config, _load_dataset, _load_architecture, _load_overrides]
     steps += [_load_grid] if job.kind == "grid" else [_load_history, _load_weights]
+    steps.append(_load_trajectory)
     for step in steps:
         try:
             step(job, artifacts)
@@ -265,6 +269,34 @@ def _load_grid(job: Job, artifacts: RunArtifacts) -> None:
         # The statistics stand; only the figures drawn from the parameters are left out.
         job.grid = {key: value for key, value in grid.items() if not key.startswith("layer")}
         raise UnreadableArtifact("its grid.npz parameters do not fit the network of its config")
+
+
+def _load_trajectory(job: Job, artifacts: RunArtifacts) -> None:
+    """The parameters at the snapshot epochs, checked against the network and the grid."""
+    path = artifacts.path(TRAJECTORY_ARTIFACT)
+    if path is None or job.architecture is None:
+        return
+    arrays = read_npz(path, TRAJECTORY_ARTIFACT)
+    epochs = arrays.get("epochs")
+    if (
+        epochs is None
+        or epochs.ndim != 1
+        or epochs.dtype.kind not in "iu"
+        or not epochs.size
+        or (epochs < 0).any()
+        or (np.diff(epochs) <= 0).any()
+    ):
+        raise UnreadableArtifact(f"its {TRAJECTORY_ARTIFACT} has no increasing epochs array")
+    cells = ()
+    if job.kind == "grid":
+        if job.grid is None:
+            return
+        cells = (job.grid["learning_rates"].size, job.grid["seeds"].size)
+    if not _params_fit(job.architecture, arrays, (*cells, epochs.size)):
+        raise UnreadableArtifact(
+            f"its {TRAJECTORY_ARTIFACT} does not fit the network of its config"
+        )
+    job.trajectory = arrays
 
 
 # ---------------------------------------------------------------------------------------------
