@@ -12,8 +12,9 @@ import pytest
 
 from backprop_lab.core.data import logic_gate, playground
 from backprop_lab.core.model import Architecture, count_parameters, init_params, params_to_arrays
+from backprop_lab.core.runner import seed_keys, train_from_seed
 from backprop_lab.core.sweep import train_grid
-from backprop_lab.core.train import TrainSpec, seed_keys, to_device_data, train_from_seed
+from backprop_lab.core.train import TrainSpec, to_device_data
 from backprop_lab.core.trajectory import snapshot_bytes, snapshot_epochs, snapshot_plan
 
 XOR_NET = Architecture((2, 2, 1), "sigmoid", "sigmoid")
