@@ -247,6 +247,8 @@ def nan_percentile(values, q: float) -> np.ndarray:
     """
     values = np.asarray(values)
     finite = ~np.isnan(values)
+    if finite.all():
+        return np.percentile(values, q, axis=0)
     flat = values.reshape(values.shape[0], -1)
     patterns, inverse = np.unique(finite.reshape(len(values), -1).T, axis=0, return_inverse=True)
     result = None
@@ -269,6 +271,14 @@ def seed_quantile_curves(curves) -> dict[str, np.ndarray]:
     NaN (diverged) values are skipped; an epoch where every seed diverged stays NaN.
     """
     curves = np.asarray(curves, dtype=float)
+    if not np.isnan(curves).any():  # the usual case: the same numbers, vectorised
+        q25, q75 = np.percentile(curves, [25, 75], axis=0)
+        return {
+            "median": np.median(curves, axis=0),
+            "mean": curves.mean(axis=0),
+            "q25": q25,
+            "q75": q75,
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return {
