@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import shlex
-import warnings
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
