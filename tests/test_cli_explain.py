@@ -16,7 +16,7 @@ from rich.console import Console
 
 from backprop_lab.cli import explain as cli
 from backprop_lab.core import explain
-from backprop_lab.explain_sources import compose_config
+from backprop_lab.explain.sources import compose_config
 
 # The article rounds intermediates to four decimals, so its figures agree to about 1e-4.
 TOL = 1e-4

@@ -19,7 +19,7 @@ PROG = "bplab-rerun"
 def load_run_config(tracking_uri: str, run_id: str):
     """The run and its resolved config, validated against the schema."""
     from backprop_lab import tracking
-    from backprop_lab.report.artifacts import UnreadableArtifact, read_config
+    from backprop_lab.tracking.artifacts import UnreadableArtifact, read_config
 
     mlflow_client = tracking.client(tracking_uri)
     try:
@@ -63,7 +63,7 @@ def logged_weights(
         path = tracking.client(tracking_uri).download_artifacts(run_id, name, str(folder))
     except Exception:
         raise BackpropLabError(f"run {run_id} has no {name} artifact to compare with") from None
-    from backprop_lab.report.artifacts import UnreadableArtifact, read_npz
+    from backprop_lab.tracking.artifacts import UnreadableArtifact, read_npz
 
     try:
         arrays = read_npz(Path(path), name)
