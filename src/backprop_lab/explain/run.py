@@ -64,27 +64,15 @@ class Start(NamedTuple):
 def open_run(run_id: str, tracking_uri: str | None = None) -> RecordedRun:
     """Read a FINISHED single or grid run's config, data set, trajectory and final weights."""
     from backprop_lab import tracking
-    from backprop_lab.tracking.artifacts import RunArtifacts
+    from backprop_lab.tracking.artifacts import RunArtifacts, finished_training_run
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_store_exists(uri)
     mlflow_client = tracking.client(uri)
-    try:
-        run = mlflow_client.get_run(run_id)
-    except Exception:
-        raise BackpropLabError(f"no run {run_id!r} in the tracking store {uri}") from None
-    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-    if kind not in ("single", "grid"):
-        hint = (
-            "its grid parent with --cell LR,SEED" if kind == "grid_row" else "one of its child runs"
-        )
-        raise BackpropLabError(
-            f"run {run_id} is a {kind} run, which trained nothing itself; explain {hint}"
-        )
-    if run.info.status != "FINISHED":
-        raise BackpropLabError(
-            f"run {run_id} is {run.info.status}; only a FINISHED run has every epoch to explain"
-        )
+    run, kind = finished_training_run(
+        mlflow_client, run_id, uri, "has every epoch to explain",
+        "its grid parent with --cell LR,SEED",
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bplab-explain-") as folder:
         artifacts = RunArtifacts(mlflow_client, run, Path(folder))
         cfg, dataset, trajectory, final = _read_artifacts(run_id, artifacts, kind)
