@@ -257,6 +257,9 @@ def execute(
     entered = time.perf_counter()
     job = prepare(cfg)
     plan = plan_run(cfg, job, overrides, tracking_uri)
+    if tracking.local_database(plan.uri) is None:
+        # MLflow's client will be needed: import it while JAX compiles and trains.
+        tracking.start_importing_mlflow()
     if cfg.resume:
         finished = find_finished(plan.uri, plan.experiment_name, plan.digest)
         if finished:

@@ -217,9 +217,7 @@ def main() -> None:
     from backprop_lab.config import register_configs
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.paths import conf_dir
-    from backprop_lab.tracking import start_importing_mlflow
 
-    start_importing_mlflow()
     _start_importing_plots()
     try:
         config_path = str(conf_dir())

@@ -7,13 +7,15 @@ away or the process died, stays on disk, and ``bplab-sync`` publishes it later: 
 lost and none is left RUNNING.
 
 The names most callers need are re-exported here; importing this package does not import
-MLflow (that happens on first use, or on a background thread: ``start_importing_mlflow``).
+MLflow (that happens on first use, or on a background thread: ``start_importing_mlflow``), and
+a run on a local SQLite store never does (:mod:`.local_store`).
 """
 
 from backprop_lab.tracking.provenance import TAG_PREFIX, config_hash, provenance_tags
 from backprop_lab.tracking.publishing import (
     create_run,
     end_run,
+    local_database,
     publish,
     publish_artifacts_and_close,
     publish_metrics,
@@ -45,6 +47,7 @@ __all__ = [
     "end_run",
     "ensure_experiment",
     "find_records",
+    "local_database",
     "is_remote",
     "is_store_full_error",
     "is_unreachable_error",

@@ -2,8 +2,13 @@
 
 One ``log_metric`` call per epoch costs 5–10 ms on SQLite; ``MlflowClient.log_batch`` sends up
 to 1,000 metrics per call at about 0.1 ms each, and a local SQLite store takes the points
-straight into its tables at about a microsecond each (:mod:`sqlite_metrics`). A run is created (RUNNING, with its params and
-tags, and the process that owns it) as soon as training starts, and completed when it ends.
+straight into its tables at about a microsecond each (:mod:`.sqlite_store`). A run is created
+(RUNNING, with its params and tags, and the process that owns it) as soon as training starts,
+and completed when it ends.
+
+A local SQLite store whose schema is the installed MLflow's is written with plain SQL
+(:mod:`.local_store`), so a run on the embedded store never imports MLflow; any other store
+(a server, PostgreSQL, a fresh file) goes through ``MlflowClient``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,17 @@ import time
 import uuid
 from pathlib import Path
 
+from backprop_lab.tracking import local_store
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.records import RunRecord
 from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs, write_metrics
-from backprop_lab.tracking.store import client, ensure_experiment, sqlite_path
+from backprop_lab.tracking.store import (
+    artifact_location,
+    client,
+    ensure_experiment,
+    sqlite_path,
+    store_lock,
+)
 
 # Tags that let `bplab-sync --check` tell whether a RUNNING run's process is still alive.
 PROCESS_TAGS = {"host": "host", "pid": "pid", "started": "pid_started"}
@@ -32,16 +44,40 @@ def _process_tags(record: RunRecord) -> dict[str, str]:
     }
 
 
+def local_database(uri: str) -> Path | None:
+    """The database of a local SQLite store that :mod:`.local_store` can write, else None."""
+    database = sqlite_path(uri)
+    return database if local_store.usable(database) else None
+
+
+def _tags_of(record: RunRecord) -> dict[str, str]:
+    tags = dict(record.tags)
+    if record.reason:
+        tags[ERROR_TAG] = record.reason[:5000]
+    return tags
+
+
 def create_run(record: RunRecord) -> str:
     """Create the MLflow run (status RUNNING) with its params and tags; return its id."""
-    mlflow_client = client(record.tracking_uri)
-    from mlflow.entities import Param
-
-    experiment_id = ensure_experiment(record.tracking_uri, record.experiment_name)
+    uri = record.tracking_uri
     tags = {**record.tags, **_process_tags(record)}
     tags[RECORD_FOLDER_TAG] = str(Path(record.folder).resolve())
     if record.parent_run_id:
         tags["mlflow.parentRunId"] = record.parent_run_id
+    database = local_database(uri)
+    if database is not None and local_store.fits(tags, record.params):
+        with store_lock(uri):
+            experiment_id, location = local_store.ensure_experiment(
+                database, record.experiment_name, artifact_location(uri, record.experiment_name)
+            )
+        record.run_id = local_store.create_run(
+            database, experiment_id, location, record.run_name, tags, record.params
+        )
+        return record.run_id
+    mlflow_client = client(uri)
+    from mlflow.entities import Param
+
+    experiment_id = ensure_experiment(uri, record.experiment_name)
     run = mlflow_client.create_run(experiment_id, run_name=record.run_name, tags=tags)
     record.run_id = run.info.run_id
     params = [Param(key, value) for key, value in record.params.items()]
@@ -58,6 +94,19 @@ def publish_metrics(record: RunRecord, *, known_running: bool = False) -> None:
     if record.run_id is None:
         create_run(record)
         known_running = True
+    points = [
+        (name, value, record.timestamp_ms, int(step))
+        for name, curve in record.metrics.items()
+        for step, value in curve
+    ]
+    database = local_database(record.tracking_uri)
+    info = None if database is None else local_store.run_info(database, record.run_id)
+    if info is not None and local_store.fits(_tags_of(record)):
+        if not known_running and info[0] != "RUNNING":
+            local_store.set_status(database, record.run_id, "RUNNING", ended=False)
+        write_metrics(database, record.run_id, points)
+        local_store.set_tags(database, record.run_id, _tags_of(record))
+        return
     mlflow_client = client(record.tracking_uri)
     from mlflow.entities import Metric, RunTag
 
@@ -65,14 +114,7 @@ def publish_metrics(record: RunRecord, *, known_running: bool = False) -> None:
         # A run closed earlier (say by `bplab-sync --check` while its record waited) is
         # reopened so its status can tell what really happened.
         mlflow_client.update_run(record.run_id, status="RUNNING")
-    points = [
-        (name, value, record.timestamp_ms, int(step))
-        for name, curve in record.metrics.items()
-        for step, value in curve
-    ]
-    tags = [RunTag(key, value) for key, value in record.tags.items()]
-    if record.reason:
-        tags.append(RunTag(ERROR_TAG, record.reason[:5000]))
+    tags = [RunTag(key, value) for key, value in _tags_of(record).items()]
     database = sqlite_path(record.tracking_uri)
     if database is not None and write_metrics(database, record.run_id, points):
         mlflow_client.log_batch(record.run_id, tags=tags)
@@ -83,6 +125,11 @@ def publish_metrics(record: RunRecord, *, known_running: bool = False) -> None:
 
 def publish_artifacts_and_close(record: RunRecord) -> None:
     """Send the artifacts, publish the children, and close the run with its status."""
+    database = local_database(record.tracking_uri)
+    info = None if database is None else local_store.run_info(database, record.run_id)
+    if info is not None and local_store.fits(record.tags):
+        _close_locally(database, record, info)
+        return
     mlflow_client = client(record.tracking_uri)
     from mlflow.entities import RunTag
 
@@ -90,19 +137,50 @@ def publish_artifacts_and_close(record: RunRecord) -> None:
     mlflow_client.log_batch(record.run_id, tags=[RunTag(k, v) for k, v in record.tags.items()])
     if record.artifact_dir.is_dir() and any(record.artifact_dir.iterdir()):
         mlflow_client.log_artifacts(record.run_id, str(record.artifact_dir))
-    children = [RunRecord.load(Path(record.folder) / child) for child in record.children]
-    pending = [child for child in children if not child.published]
-    for child in pending:
-        child.parent_run_id = record.run_id
-    if pending and not _write_children_directly(mlflow_client, record, pending):
-        for child in pending:
-            publish(child)
+    pending = _pending_children(record)
+    if pending:
+        experiment = mlflow_client.get_experiment(
+            mlflow_client.get_run(record.run_id).info.experiment_id
+        )
+        written = _write_children_directly(
+            record, pending, experiment.experiment_id, experiment.artifact_location
+        )
+        if not written:
+            for child in pending:
+                publish(child)
     mlflow_client.set_terminated(record.run_id, status=record.status)
     record.published = True
     record.save()
 
 
-def _write_children_directly(mlflow_client, parent: RunRecord, children: list[RunRecord]) -> bool:
+def _close_locally(database: Path, record: RunRecord, info: tuple[str, str, str]) -> None:
+    """:func:`publish_artifacts_and_close` on a store :mod:`.local_store` writes."""
+    _, experiment_id, artifact_uri = info
+    local_store.set_tags(database, record.run_id, record.tags)
+    has_artifacts = record.artifact_dir.is_dir() and any(record.artifact_dir.iterdir())
+    if has_artifacts and not local_store.copy_artifacts(record.artifact_dir, artifact_uri):
+        client(record.tracking_uri).log_artifacts(record.run_id, str(record.artifact_dir))
+    pending = _pending_children(record)
+    location = local_store.experiment_location(database, experiment_id)
+    if pending and not _write_children_directly(record, pending, experiment_id, location):
+        for child in pending:
+            publish(child)
+    local_store.set_status(database, record.run_id, record.status)
+    record.published = True
+    record.save()
+
+
+def _pending_children(record: RunRecord) -> list[RunRecord]:
+    children = [RunRecord.load(Path(record.folder) / child) for child in record.children]
+    pending = [child for child in children if not child.published]
+    for child in pending:
+        child.parent_run_id = record.run_id
+    return pending
+
+
+def _write_children_directly(
+    parent: RunRecord, children: list[RunRecord], experiment_id: str, location: str
+) -> bool:
     """Finished children without artifacts, into a local SQLite store in one transaction."""
     database = sqlite_path(parent.tracking_uri)
     if database is None or any(
@@ -110,16 +188,11 @@ def _write_children_directly(mlflow_client, parent: RunRecord, children: list[Ru
         for child in children
     ):
         return False
-    experiment = mlflow_client.get_experiment(
-        mlflow_client.get_run(parent.run_id).info.experiment_id
-    )
     now = int(time.time() * 1000)
     runs = []
     for child in children:
         child.run_id = uuid.uuid4().hex
-        tags = {**child.tags, "mlflow.parentRunId": parent.run_id}
-        if child.reason:
-            tags[ERROR_TAG] = child.reason[:5000]
+        tags = {**_tags_of(child), "mlflow.parentRunId": parent.run_id}
         points = [
             (name, value, child.timestamp_ms, int(step))
             for name, curve in child.metrics.items()
@@ -129,9 +202,7 @@ def _write_children_directly(mlflow_client, parent: RunRecord, children: list[Ru
             FinishedRun(child.run_id, child.run_name, child.status, child.timestamp_ms, now,
                         tags, dict(child.params), points)
         )  # fmt: skip
-    if not write_finished_runs(
-        database, experiment.experiment_id, experiment.artifact_location, runs
-    ):
+    if not write_finished_runs(database, experiment_id, location, runs):
         for child in children:
             child.run_id = None
         return False
@@ -152,6 +223,12 @@ def end_run(uri: str, run_id: str | None, status: str, error: str | None = None)
     if run_id is None:
         return
     with contextlib.suppress(Exception):
+        database = local_database(uri)
+        if database is not None and local_store.run_info(database, run_id) is not None:
+            if error:
+                local_store.set_tags(database, run_id, {ERROR_TAG: error[:5000]})
+            local_store.set_status(database, run_id, status)
+            return
         mlflow_client = client(uri)
         if error:
             mlflow_client.set_tag(run_id, ERROR_TAG, error[:5000])

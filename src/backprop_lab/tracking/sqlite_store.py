@@ -145,8 +145,6 @@ def write_finished_runs(
 ) -> bool:
     """Insert whole finished runs of an experiment in one transaction; False (nothing written)
     if the schema is not the expected one."""
-    from mlflow.utils.uri import append_to_uri_path
-
     connection = _open(database, timeout_s)
     if connection is None:
         return False
@@ -158,7 +156,7 @@ def write_finished_runs(
                     (
                         run.run_id, run.name, "UNKNOWN", "", "", "unknown", run.status,
                         run.start_time_ms, run.end_time_ms, "", "active",
-                        append_to_uri_path(artifact_location, run.run_id, "artifacts"),
+                        artifact_location.rstrip("/") + f"/{run.run_id}/artifacts",
                         int(experiment_id), None,
                     ),
                 )  # fmt: skip
