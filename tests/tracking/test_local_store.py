@@ -126,3 +126,31 @@ def test_values_over_mlflows_limits_are_left_to_the_client():
     assert not local_store.fits({"k": "v" * 8001})
     assert local_store.artifact_folder("s3://bucket/a") is None
     assert str(local_store.artifact_folder("file:///tmp/a%20b/x")) == "/tmp/a b/x"
+
+
+def test_a_run_on_the_embedded_store_is_recorded_whole_without_importing_mlflow(tmp_path, database):
+    import os
+
+    from faults import environment, output, runs, start_training
+
+    env = {**environment(), "PYTHONPROFILEIMPORTTIME": "1"}
+    process = start_training(
+        tmp_path, "experiment=xor_mlp", "training.epochs=200", "sweep.seeds=2", env=env
+    )
+    assert process.wait(timeout=180) == 0, output(tmp_path)
+    imported = [line.split("|")[-1].strip() for line in output(tmp_path)[1].splitlines()]
+    assert "jax" in imported  # the import log is there, and MLflow is not in it
+    assert not [name for name in imported if name.split(".")[0] == "mlflow"]
+    (run,) = [r for r in runs(f"sqlite:///{database}") if "mlflow.parentRunId" not in r.data.tags]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["training.epochs"] == "200"
+    assert run.data.metrics["epochs_done"] == 200
+    client = MlflowClient(f"sqlite:///{database}")
+    assert {"grid.npz", "config.yaml"} <= {
+        item.path for item in client.list_artifacts(run.info.run_id)
+    }
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert len(children) >= 1
+    assert os.environ.get("PYTHONPROFILEIMPORTTIME") is None
