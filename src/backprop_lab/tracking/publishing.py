@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+from backprop_lab.tracking import native
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.records import RunRecord
 from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs, write_metrics
@@ -33,7 +34,8 @@ def _process_tags(record: RunRecord) -> dict[str, str]:
 
 
 def create_run(record: RunRecord) -> str:
-    """Create the MLflow run (status RUNNING) with its params and tags; return its id."""
+    """Create the MLflow run (status RUNNING) with its params, tags and dataset inputs; return
+    its id."""
     mlflow_client = client(record.tracking_uri)
     from mlflow.entities import Param
 
@@ -46,6 +48,7 @@ def create_run(record: RunRecord) -> str:
     record.run_id = run.info.run_id
     params = [Param(key, value) for key, value in record.params.items()]
     mlflow_client.log_batch(record.run_id, params=params)
+    native.log_inputs(mlflow_client, record.run_id, record.inputs)
     return record.run_id
 
 
@@ -94,6 +97,7 @@ def publish_artifacts_and_close(record: RunRecord) -> None:
     pending = [child for child in children if not child.published]
     for child in pending:
         child.parent_run_id = record.run_id
+        child.inputs = child.inputs or record.inputs  # trained on the parent's data set
     if pending and not _write_children_directly(mlflow_client, record, pending):
         for child in pending:
             publish(child)
@@ -127,7 +131,7 @@ def _write_children_directly(mlflow_client, parent: RunRecord, children: list[Ru
         ]
         runs.append(
             FinishedRun(child.run_id, child.run_name, child.status, child.timestamp_ms, now,
-                        tags, dict(child.params), points)
+                        tags, dict(child.params), points, child.inputs)
         )  # fmt: skip
     if not write_finished_runs(
         database, experiment.experiment_id, experiment.artifact_location, runs
