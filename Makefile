@@ -4,15 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all test-slow lint format demo report ui bench tracking-server slurm-start slurm-stop clean
+.PHONY: install lock test test-all test-slow lint format demo report ui bench tracking-server slurm-start slurm-stop clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,launchers,server]'
+# Every version comes from uv.lock: uv (itself locked, in the dev extra) makes .venv exactly the
+# lock, the project editable with the extras below. On a fresh machine pip first brings that uv
+# into .bplab/uv-bootstrap. A .venv made by pip (older checkouts) is made again by uv, since uv
+# keeps the setuptools that pip's venv seeds and the lock does not have.
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+UV_BOOT    := .bplab/uv-bootstrap
+EXTRAS     := --extra dev --extra launchers --extra server
+
+$(STAMP): pyproject.toml uv.lock
+	@grep -qs '^uv = ' $(VENV)/pyvenv.cfg || { test ! -e $(VENV) || echo "recreating $(VENV) with uv"; rm -rf $(VENV); }
+	@set -e; if $(BIN)/uv --version 2>/dev/null | grep -q '^uv $(UV_VERSION) '; then uv=$(BIN)/uv; else \
+		test -x $(UV_BOOT)/bin/python || $(PYTHON) -m venv $(UV_BOOT); \
+		$(UV_BOOT)/bin/python -m pip install -qq 'uv==$(UV_VERSION)'; uv=$(UV_BOOT)/bin/uv; fi; \
+		echo "uv sync --locked $(EXTRAS)"; $$uv sync --locked --quiet --python $(PYTHON) $(EXTRAS)
+	rm -rf $(UV_BOOT); rmdir .bplab 2>/dev/null || true
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev extra
+install: $(STAMP)  ## create .venv with exactly the versions of uv.lock
+
+lock: $(STAMP)  ## refresh uv.lock to the newest versions pyproject.toml allows
+	$(BIN)/uv lock --upgrade
 
 test: $(STAMP)  ## the fast suite
 	$(BIN)/python -m pytest -q

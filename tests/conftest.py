@@ -33,6 +33,15 @@ def initialized_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
+def store(store_uri: str, initialized_store: Path) -> str:
+    """``store_uri`` (also $MLFLOW_TRACKING_URI), starting as a copy of an empty store."""
+    import shutil
+
+    shutil.copyfile(initialized_store, store_uri[len("sqlite:///") :])
+    return store_uri
+
+
+@pytest.fixture()
 def compose():
     """``compose(overrides) -> DictConfig`` using the real ``conf/`` tree and schema."""
     from hydra import compose as hydra_compose

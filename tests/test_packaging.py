@@ -17,11 +17,16 @@ pytestmark = pytest.mark.slow
 
 def test_a_built_wheel_carries_conf_and_trains_from_it(tmp_path):
     wheels, target = tmp_path / "wheels", tmp_path / "site"
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],
         check=True,
         capture_output=True,
+        text=True,
     )
+    # pip shows what the build backend warns as BuildBackendWarning: setuptools must warn
+    # nothing (conf/'s group folders are package data, the license an SPDX string).
+    for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "SetuptoolsWarning"):
+        assert warning not in built.stderr, built.stderr
     (wheel,) = wheels.glob("backprop_lab-*.whl")
     subprocess.run(
         [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,21 +68,6 @@ def _artifact_path(client: MlflowClient, run_id: str, name: str) -> Path:
     """The file behind a run's artifact in a local store (to tamper with it)."""
     uri = client.get_run(run_id).info.artifact_uri
     return Path(unquote(urlparse(uri).path)) / name
-
-
-@pytest.fixture(scope="session")
-def _empty_store(tmp_path_factory) -> Path:
-    """An SQLite store with MLflow's tables made once (making them costs about a second)."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture()
-def store(store_uri: str, _empty_store: Path) -> str:
-    """``store_uri`` (also $MLFLOW_TRACKING_URI), starting as a copy of an empty store."""
-    shutil.copyfile(_empty_store, store_uri[len("sqlite:///") :])
-    return store_uri
 
 
 # ---------------------------------------------------------------------------------------------

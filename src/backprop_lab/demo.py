@@ -35,7 +35,7 @@ def _command(name: str, multirun: bool) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from backprop_lab.paths import project_root
-    from backprop_lab.tracking import resolve_tracking_uri, ui_command
+    from backprop_lab.tracking import find_experiment_id, resolve_tracking_uri, ui_command
 
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="run only these studies")
@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print()
     console.print(f"[bold green]Demo finished in {elapsed / 60:.1f} min ({elapsed:.0f} s).[/]")
     console.print(f"Report: {out / 'index.html'} (and experiments/<study>/report/report.md)")
-    console.print(f"MLflow UI on the same store: {ui_command(uri)}")
+    # The link opens the learning-rate grids' runs (or the last study's, with --only).
+    names = [name for name, _ in studies]
+    shown = find_experiment_id(uri, "learning_rates" if "learning_rates" in names else names[-1])
+    console.print(f"MLflow UI on the same store: {ui_command(uri, shown)}")
     if shutil.which("mlflow") is None:
         console.print(
             f"  (mlflow is in {Path(sys.executable).parent}; activate the venv: source .venv/bin/activate)"

@@ -32,7 +32,7 @@ from backprop_lab.core import analysis
 from backprop_lab.core.data import fingerprint
 from backprop_lab.interrupt import StopRequest, run_on_worker, stoppable
 from backprop_lab.jobs import Job, prepare, train_job
-from backprop_lab.tracking import TAG_PREFIX, RunRecord
+from backprop_lab.tracking import TAG_PREFIX, RunRecord, native
 from backprop_lab.tracking.records import MAX_RUN_NAME
 from backprop_lab.tracking.session import TrackedRun
 
@@ -158,7 +158,9 @@ def open_record(
         parent_run_id=parent_run_id,
         journal_points=int(cfg.tracking.max_logged_epochs),
     )
-    record.add_params(flatten(to_container(cfg)))
+    resolved = to_container(cfg)
+    record.add_params(flatten(resolved))
+    record.inputs = native.dataset_inputs(job.dataset, resolved["data"])
     recording.write_common_artifacts(record, cfg, overrides, plan.command, job.dataset)
     columns = (
         ["loss_median", "loss_q25", "loss_q75", "accuracy_mean"]

@@ -29,7 +29,7 @@ from backprop_lab.core.model import params_to_arrays, params_to_dict
 from backprop_lab.core.trajectory import TRAJECTORY_ARTIFACT
 from backprop_lab.explorer.images import record_boundary_images
 from backprop_lab.explorer.sources import record_explorer, single_cells
-from backprop_lab.tracking import TAG_PREFIX, RunRecord, curve_steps
+from backprop_lab.tracking import TAG_PREFIX, RunRecord, curve_steps, native
 
 HISTORY_NAMES = ("loss", "accuracy", "test_loss", "test_accuracy")
 
@@ -151,6 +151,8 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result, files: FileWr
         int(result.diverged_epoch),
     )
     _single_metrics(record, cfg, history, done, summary, float(result.initial_accuracy))
+    # Also a metric: MLflow sorts and charts params as text ("10" before "2").
+    record.add_scalar("learning_rate", float(job.learning_rates[0]))
     folder = record.artifact_dir
     np.savez(folder / "weights.npz", **params_to_arrays(result.params))
     (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
@@ -274,6 +276,8 @@ def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter
     record.add_scalar("best_success_rate", summary.best_success_rate)
     for row_index, row in enumerate(rows):
         _record_rate_child(record, cfg, view, row_index, row)
+    # After the children, which copy the grid's tags: the table is the grid run's alone.
+    native.add_table(record, native.RATE_TABLE, native.rate_table(rows))
     return Outcome(
         summary.median_final_loss,
         summary.mean_final_accuracy,
@@ -349,6 +353,7 @@ def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> Non
     for name in ("median", "mean", "q25", "q75"):
         child.add_curve(f"loss_{name}", quantiles[name], steps=steps)
     child.add_curve("accuracy_mean", accuracy_mean["mean"], steps=steps)
+    child.add_scalar("learning_rate", row.rate)
     child.add_scalar("success_rate", row.success_rate)
     child.add_scalar("improved_fraction", row.improved)
     child.add_scalar("diverged_fraction", row.diverged)

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from headless import launched_chromium
 from report_store import _train
 
 from backprop_lab.core.activations import ACTIVATION_NAMES
@@ -36,7 +37,6 @@ from backprop_lab.explorer.sources import explorer_job
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 IMG = "<img src=x onerror=alert(1)>"
 TOLERANCE = 1e-5
@@ -44,17 +44,8 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(
-            "needs /usr/bin/chromium (Debian package `chromium`: apt-get install -y chromium)"
-        )
-    playwright_api = pytest.importorskip(
-        "playwright.sync_api", reason="needs playwright (the dev extra)"
-    )
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield browser
-        browser.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 class Page(SimpleNamespace):

@@ -65,6 +65,12 @@ def test_a_run_opened_and_closed_with_sql_reads_back_like_the_clients(tmp_path, 
     assert experiment.experiment_id == experiment_id
     assert experiment.artifact_location == location
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert local_store.find_experiment(database, "study") == experiment_id
+    assert local_store.find_experiment(database, "other") is None
+    # A kind someone chose is kept; a missing one is added.
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "genai_development")
+    local_store.ensure_experiment(database, "study", location, {"mlflow.experimentKind": "x"})
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "genai_development"
     client.delete_experiment(experiment_id)
     assert local_store.ensure_experiment(database, "study", location)[0] == experiment_id
     assert client.get_experiment(experiment_id).lifecycle_stage == "active"

@@ -75,7 +75,11 @@ def test_finished_runs_written_directly_read_back_like_client_made_runs(
 
     from mlflow.entities import Param, RunTag
 
+    from backprop_lab.core.data import make_dataset
+    from backprop_lab.tracking.native import dataset_inputs, log_inputs
     from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs
+
+    moons = make_dataset("moons", num_samples=40, seed=0)
 
     database = tmp_path / "mlflow.db"
     shutil.copyfile(initialized_store, database)
@@ -85,7 +89,10 @@ def test_finished_runs_written_directly_read_back_like_client_made_runs(
     tags = {"mlflow.parentRunId": parent, "backprop_lab.kind": "grid_row"}
     params = {"optimizer.learning_rate": "0.5", "model.hidden_sizes": "[2]"}
 
+    inputs = dataset_inputs(moons, {"name": "moons", "num_samples": 40, "seed": 0})
     by_client = client.create_run(experiment, run_name="lr=0.5", tags=tags).info.run_id
+    log_inputs(client, parent, inputs)  # the grid run logs the data set first
+    log_inputs(client, by_client, inputs)
     client.log_batch(
         by_client,
         metrics=[Metric(k, v, t, s) for k, v, t, s in POINTS],
@@ -96,7 +103,7 @@ def test_finished_runs_written_directly_read_back_like_client_made_runs(
     direct = uuid.uuid4().hex
     written = FinishedRun(
         direct, "lr=0.5", "KILLED", 1000, 2000, {**tags, "backprop_lab.error": "stopped"},
-        params, POINTS,
+        params, POINTS, inputs,
     )  # fmt: skip
     location = client.get_experiment(experiment).artifact_location
     assert write_finished_runs(database, experiment, location, [written])
@@ -112,3 +119,20 @@ def test_finished_runs_written_directly_read_back_like_client_made_runs(
     assert {run.info.run_id for run in children} == {direct, by_client}
     found = client.search_runs([experiment], "params.`optimizer.learning_rate` = '0.5'")
     assert len(found) == 2
+
+    # The data set is the grid run's (linked, not copied), with the same inputs and contexts.
+    def described(run):
+        return sorted(
+            (item.dataset.name, item.dataset.digest, item.dataset.source_type,
+             item.dataset.source, item.dataset.schema, item.dataset.profile,
+             tuple((tag.key, tag.value) for tag in item.tags))
+            for item in run.inputs.dataset_inputs
+        )  # fmt: skip
+
+    assert described(mine) == described(theirs) and len(described(mine)) == 2
+    rows = sqlite3.connect(database).execute("select count(*) from datasets").fetchone()
+    assert rows == (2,)  # the training and the test split, once each for the experiment
+    found = client.search_runs(
+        [experiment], "datasets.name = 'moons' and datasets.context = 'test'"
+    )
+    assert {run.info.run_id for run in found} == {parent, direct, by_client}

@@ -62,7 +62,7 @@ def _train_job(cfg) -> float | None:
     from backprop_lab import cluster
     from backprop_lab.errors import BackpropLabError
     from backprop_lab.pipeline import execute, format_summary
-    from backprop_lab.tracking import ui_command
+    from backprop_lab.tracking import find_experiment_id, ui_command
     from backprop_lab.tracking.records import read_parent_run
 
     global _exit_status
@@ -94,7 +94,11 @@ def _train_job(cfg) -> float | None:
     suffix = f" | slurm job {cluster.slurm_job_id()}" if slurm_job else ""
     console.print(prefix + format_summary(summary) + suffix)
     if not multirun:
-        console.print(f"MLflow UI: {ui_command(summary.tracking_uri)}")
+        # A store that could not be reached (PENDING) is not asked again.
+        experiment_id = summary.status != "PENDING" and find_experiment_id(
+            summary.tracking_uri, summary.experiment_name
+        )
+        console.print(f"MLflow UI: {ui_command(summary.tracking_uri, experiment_id or None)}")
     _exit_status = max(_exit_status, summary.exit_status)
     # A single run stopped by a signal ends the command. In a multirun the job returns, so the
     # launcher collects and reports it with the rest, and later jobs of this process see

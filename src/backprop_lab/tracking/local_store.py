@@ -115,13 +115,26 @@ def ensure_experiment(
                     (now_ms(), found[0]),
                 )
             connection.executemany(
-                "INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?) "
-                "ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
-                [(key, value, found[0]) for key, value in tags.items()],
+                "INSERT OR IGNORE INTO experiment_tags (key, value, experiment_id) "
+                "VALUES (?, ?, ?)",
+                [(key, value, found[0]) for key, value in default_tags.items()],
             )
     finally:
         connection.close()
     return str(found[0]), found[1]
+
+
+def find_experiment(database: Path, name: str) -> str | None:
+    """The id of experiment ``name`` (deleted ones included, as MLflow's look-up does)."""
+    connection = connect(database)
+    try:
+        found = connection.execute(
+            "SELECT experiment_id FROM experiments WHERE name = ? AND workspace = 'default'",
+            (name,),
+        ).fetchone()
+    finally:
+        connection.close()
+    return None if found is None else str(found[0])
 
 
 def run_artifact_uri(artifact_location: str, run_id: str) -> str:

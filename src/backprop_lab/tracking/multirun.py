@@ -46,7 +46,7 @@ class MultirunTrackingCallback(_HydraCallback):
         uri = resolve_tracking_uri(config.tracking.uri)
         check_store(uri)
         experiment_name = config.tracking.experiment_name or config.name
-        ensure_experiment(uri, experiment_name)
+        self._experiment_id = ensure_experiment(uri, experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = [
@@ -79,7 +79,7 @@ class MultirunTrackingCallback(_HydraCallback):
         with contextlib.suppress(Exception):
             status = client(self._uri).get_run(self._run_id).info.status
             print(f"multirun parent run {self._run_id} ({status}); its jobs are its child runs")
-            print(f"MLflow UI: {ui_command(self._uri)}")
+            print(f"MLflow UI: {ui_command(self._uri, self._experiment_id)}")
 
     def _close_if_running(self, status: str | None) -> None:
         with contextlib.suppress(Exception):

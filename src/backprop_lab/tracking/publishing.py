@@ -18,10 +18,15 @@ import time
 import uuid
 from pathlib import Path
 
-from backprop_lab.tracking import local_store
+from backprop_lab.tracking import local_store, native
 from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.records import RunRecord
-from backprop_lab.tracking.sqlite_store import FinishedRun, write_finished_runs, write_metrics
+from backprop_lab.tracking.sqlite_store import (
+    FinishedRun,
+    write_finished_runs,
+    write_inputs,
+    write_metrics,
+)
 from backprop_lab.tracking.store import (
     artifact_location,
     client,
@@ -58,7 +63,8 @@ def _tags_of(record: RunRecord) -> dict[str, str]:
 
 
 def create_run(record: RunRecord) -> str:
-    """Create the MLflow run (status RUNNING) with its params and tags; return its id."""
+    """Create the MLflow run (status RUNNING) with its params, tags and dataset inputs; return
+    its id."""
     uri = record.tracking_uri
     tags = {**record.tags, **_process_tags(record)}
     tags[RECORD_FOLDER_TAG] = str(Path(record.folder).resolve())
@@ -68,11 +74,15 @@ def create_run(record: RunRecord) -> str:
     if database is not None and local_store.fits(tags, record.params):
         with store_lock(uri):
             experiment_id, location = local_store.ensure_experiment(
-                database, record.experiment_name, artifact_location(uri, record.experiment_name)
+                database,
+                record.experiment_name,
+                artifact_location(uri, record.experiment_name),
+                {native.EXPERIMENT_KIND_TAG: native.MODEL_TRAINING},
             )
         record.run_id = local_store.create_run(
             database, experiment_id, location, record.run_name, tags, record.params
         )
+        write_inputs(database, experiment_id, record.run_id, record.inputs)
         return record.run_id
     mlflow_client = client(uri)
     from mlflow.entities import Param
@@ -82,6 +92,7 @@ def create_run(record: RunRecord) -> str:
     record.run_id = run.info.run_id
     params = [Param(key, value) for key, value in record.params.items()]
     mlflow_client.log_batch(record.run_id, params=params)
+    native.log_inputs(mlflow_client, record.run_id, record.inputs)
     return record.run_id
 
 
@@ -175,6 +186,7 @@ def _pending_children(record: RunRecord) -> list[RunRecord]:
     pending = [child for child in children if not child.published]
     for child in pending:
         child.parent_run_id = record.run_id
+        child.inputs = child.inputs or record.inputs  # trained on the parent's data set
     return pending
 
 
@@ -200,7 +212,7 @@ def _write_children_directly(
         ]
         runs.append(
             FinishedRun(child.run_id, child.run_name, child.status, child.timestamp_ms, now,
-                        tags, dict(child.params), points)
+                        tags, dict(child.params), points, child.inputs)
         )  # fmt: skip
     if not write_finished_runs(database, experiment_id, location, runs):
         for child in children:

@@ -97,6 +97,8 @@ class RunRecord:
     parent_run_id: str | None = None
     published: bool = False
     children: list[str] = field(default_factory=list)
+    # Dataset inputs to log (``native.dataset_inputs``); a grid's children take their parent's.
+    inputs: list[dict[str, str]] = field(default_factory=list)
     # One timestamp for all of the run's metric points, so publishing twice adds nothing twice.
     timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     process: dict[str, Any] = field(default_factory=dict)

@@ -14,9 +14,10 @@ Only finite values are sent (records leave NaN and inf out).
 
 A grid's children (one run per learning rate, with params, tags and aggregate curves but no
 artifacts) go the same way: :func:`write_finished_runs` inserts each child's ``runs`` row,
-its tags, params and metrics in one transaction, rows exactly like those ``create_run``,
-``log_batch`` and ``set_terminated`` leave (about 40 ms a run through MLflow's client, and
-thirty of them is most of a grid's recording time otherwise).
+its tags, params, metrics and dataset inputs in one transaction, rows exactly like those
+``create_run``, ``log_batch``, ``log_inputs`` and ``set_terminated`` leave (about 40 ms a run
+through MLflow's client, and thirty of them is most of a grid's recording time otherwise).
+A data set the experiment already has (the grid run logged it) is linked, not copied.
 
 The schema is checked first; if a future MLflow changes these tables, the functions return
 False and the caller falls back to the client. ``tests/tracking/test_sqlite_store.py``
@@ -26,9 +27,12 @@ checks that runs read back through ``MlflowClient`` are the same either way.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from backprop_lab.tracking.native import CONTEXT_TAG
 
 _METRICS_COLUMNS = ("key", "value", "timestamp", "run_uuid", "step", "is_nan")
 _LATEST_COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
@@ -39,12 +43,28 @@ _RUNS_COLUMNS = (
 )  # fmt: skip
 _TAGS_COLUMNS = ("key", "value", "run_uuid")
 _PARAMS_COLUMNS = ("key", "value", "run_uuid")
+_DATASETS_COLUMNS = (
+    "dataset_uuid", "experiment_id", "name", "digest", "dataset_source_type", "dataset_source",
+    "dataset_schema", "dataset_profile",
+)  # fmt: skip
+_INPUTS_COLUMNS = (
+    "input_uuid",
+    "source_type",
+    "source_id",
+    "destination_type",
+    "destination_id",
+    "step",
+)
+_INPUT_TAGS_COLUMNS = ("input_uuid", "name", "value")
 _EXPECTED = {
     "metrics": _METRICS_COLUMNS,
     "latest_metrics": _LATEST_COLUMNS,
     "runs": _RUNS_COLUMNS,
     "tags": _TAGS_COLUMNS,
     "params": _PARAMS_COLUMNS,
+    "datasets": _DATASETS_COLUMNS,
+    "inputs": _INPUTS_COLUMNS,
+    "input_tags": _INPUT_TAGS_COLUMNS,
 }
 
 _INSERT_POINTS = (
@@ -134,6 +154,8 @@ class FinishedRun(NamedTuple):
     tags: dict[str, str]
     params: dict[str, str]
     points: list[tuple[str, float, int, int]]
+    # Dataset inputs as ``native.dataset_inputs`` describes them.
+    inputs: Sequence[dict[str, str]] = ()
 
 
 def write_finished_runs(
@@ -148,6 +170,7 @@ def write_finished_runs(
     connection = _open(database, timeout_s)
     if connection is None:
         return False
+    datasets: dict[tuple[str, str], str] = {}
     try:
         with connection:
             for run in runs:
@@ -170,6 +193,61 @@ def write_finished_runs(
                     [(key, value, run.run_id) for key, value in run.params.items()],
                 )
                 _insert_metrics(connection, run.run_id, run.points)
+                _insert_inputs(connection, int(experiment_id), run.run_id, run.inputs, datasets)
     finally:
         connection.close()
     return True
+
+
+def write_inputs(
+    database: str | Path,
+    experiment_id: str,
+    run_id: str,
+    inputs: Sequence[dict[str, str]],
+    timeout_s: float = 30.0,
+) -> bool:
+    """Link a run to its dataset inputs (as ``log_inputs`` does); False if the schema is not
+    the expected one (nothing was written then)."""
+    if not inputs:
+        return True
+    connection = _open(database, timeout_s)
+    if connection is None:
+        return False
+    try:
+        with connection:
+            _insert_inputs(connection, int(experiment_id), run_id, inputs, {})
+    finally:
+        connection.close()
+    return True
+
+
+def _insert_inputs(connection, experiment_id: int, run_id: str, inputs, datasets: dict) -> None:
+    """A run's dataset inputs: the experiment's ``datasets`` row (found, or added once), the
+    ``inputs`` edge to the run and its context tag. ``datasets`` caches uuids by (name, digest)."""
+    for item in inputs:
+        key = (item["name"], item["digest"])
+        if key not in datasets:
+            found = connection.execute(
+                "SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? "
+                "AND digest = ?",
+                (experiment_id, *key),
+            ).fetchone()
+            if found is None:
+                found = (uuid.uuid4().hex,)
+                connection.execute(
+                    f"INSERT INTO datasets ({', '.join(_DATASETS_COLUMNS)}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (found[0], experiment_id, *key, item["source_type"], item["source"],
+                     item["schema"], item["profile"]),
+                )  # fmt: skip
+            datasets[key] = found[0]
+        input_uuid = uuid.uuid4().hex
+        connection.execute(
+            "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, "
+            "destination_id, step) VALUES (?, 'DATASET', ?, 'RUN', ?, 0)",
+            (input_uuid, datasets[key], run_id),
+        )
+        connection.execute(
+            "INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, ?)",
+            (input_uuid, CONTEXT_TAG, item["context"]),
+        )

@@ -115,11 +115,33 @@ def artifact_location(uri: str, experiment_name: str) -> str | None:
     return (database.parent / "mlartifacts" / safe_name(experiment_name)).as_uri()
 
 
-def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on the same store."""
+def ui_command(uri: str, experiment_id: str | None = None) -> str:
+    """The command that opens the MLflow UI on the same store, and where to look there: the
+    experiment's runs table in the UI's model-training view (see :mod:`.native`)."""
+    from backprop_lab.tracking.native import runs_page
+
+    server = uri.rstrip("/") if is_remote(uri) else "http://127.0.0.1:5000"
+    where = (
+        f"open {server}/{runs_page(experiment_id)}"
+        if experiment_id is not None
+        else f"open {server} and choose Model training (top left)"
+    )
     if is_remote(uri):
-        return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+        return where
+    return f"mlflow ui --backend-store-uri {uri}, then {where}"
+
+
+def find_experiment_id(uri: str, name: str) -> str | None:
+    """The id of experiment ``name`` in a store that answers, else None (never raises)."""
+    with contextlib.suppress(Exception):
+        from backprop_lab.tracking import local_store
+
+        database = sqlite_path(uri)
+        if local_store.usable(database):
+            return local_store.find_experiment(database, name)
+        experiment = client(uri).get_experiment_by_name(name)
+        return experiment.experiment_id if experiment is not None else None
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,17 +342,29 @@ def client(uri: str):
 
 
 def ensure_experiment(uri: str, name: str) -> str:
-    """Create the store and the experiment if needed; return the experiment id."""
+    """Create the store and the experiment if needed; return the experiment id.
+
+    The experiment is tagged as model training (:mod:`.native`), so MLflow's UI opens it on its
+    runs; one made by an older version gets the tag now, unless someone chose a kind for it.
+    """
+    from backprop_lab.tracking.native import EXPERIMENT_KIND_TAG, MODEL_TRAINING
+
     mlflow_client = client(uri)
     with store_lock(uri):
         existing = mlflow_client.get_experiment_by_name(name)
         if existing is not None:
             if existing.lifecycle_stage == "deleted":
                 mlflow_client.restore_experiment(existing.experiment_id)
+            if EXPERIMENT_KIND_TAG not in existing.tags:
+                mlflow_client.set_experiment_tag(
+                    existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+                )
             return existing.experiment_id
         try:
             return mlflow_client.create_experiment(
-                name, artifact_location=artifact_location(uri, name)
+                name,
+                artifact_location=artifact_location(uri, name),
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
             )
         except Exception:
             # Another process (on another host) created it between our look-up and create.
