@@ -159,4 +159,10 @@ def test_a_run_on_the_embedded_store_is_recorded_whole_without_importing_mlflow(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     assert len(children) >= 1
+    # What MLflow's UI reads: the experiment's kind and each run's data set.
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    for each in (run, *children):
+        inputs = client.get_run(each.info.run_id).inputs.dataset_inputs
+        assert [item.dataset.name for item in inputs] == ["xor"]
     assert os.environ.get("PYTHONPROFILEIMPORTTIME") is None

@@ -87,10 +87,12 @@ def ensure_experiment(
     database: Path,
     name: str,
     artifact_location: str,
-    tags: Mapping[str, str] = {},  # noqa: B006
+    default_tags: Mapping[str, str] = {},  # noqa: B006
 ) -> tuple[str, str]:
     """The id and artifact location of experiment ``name``: found (restored if deleted) or
-    created. The caller holds the store lock, so no other process adds it meanwhile."""
+    created. ``default_tags`` are set where the experiment has no value for them yet (a kind
+    someone chose is kept). The caller holds the store lock, so no other process adds it
+    meanwhile."""
     connection = connect(database)
     try:
         with connection:
