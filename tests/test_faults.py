@@ -91,7 +91,8 @@ def test_a_signal_stops_a_long_run_within_two_seconds_and_records_it_killed(
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_is_still_killed(tmp_path):
     process = start_training(tmp_path, *LONG_SINGLE)
-    wait_for_training(tmp_path, process)
+    journal = wait_for_training(tmp_path, process)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     time.sleep(0.4)  # a person pressing twice; closer signals count as one
     process.send_signal(signal.SIGINT)
@@ -104,6 +105,11 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_is_still_killed(tmp_path):
     run = _the_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert run.info.status == "KILLED"
     assert "second signal" in run.data.tags["backprop_lab.error"]
+    # The epochs trained before the exit are not lost: the journal's curves reach the store.
+    rows = journal.stat().st_size // (4 * 8)  # four float64 columns per epoch
+    steps = metric_steps(f"sqlite:///{tmp_path / 'mlflow.db'}", run.info.run_id, "loss")
+    assert steps[0] == 1 and steps[-1] == rows > 0
+    assert run.data.metrics["epochs_done"] == rows
 
 
 def _wait_for_run_in_store(uri: str, count: int = 1, timeout_s: float = 60) -> None:
@@ -136,6 +142,8 @@ def test_after_kill_9_sync_closes_the_run_and_publishes_the_epochs_done(tmp_path
     rows = journal.stat().st_size // (4 * 8)  # four float64 columns per epoch
     steps = metric_steps(uri, run.info.run_id, "loss")
     assert steps[0] == 1 and steps[-1] == rows > 0
+    assert run.data.metrics["epochs_done"] == rows
+    assert f"after {rows} epochs" in run.data.tags["backprop_lab.error"]
     # Nothing is left to do, and nothing is published twice.
     again = subprocess.run(
         [command("bplab-sync"), str(tmp_path / "outputs")], capture_output=True, text=True

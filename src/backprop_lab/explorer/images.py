@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 
 from backprop_lab.core.model import Layer, forward, layer_activations, num_layers_in
+from backprop_lab.explorer.data import MAX_PLANE_POINTS
 
 IMAGE_KEY = "decision_boundary"
 # A few images: the first and last snapshot epochs and some between (snapshots are dense early).
@@ -58,11 +59,19 @@ def _colours(values: np.ndarray) -> np.ndarray:
 
 
 def _splits(dataset) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """``(points, targets, ring colour)``: training points ringed in white, test points in black."""
+    """``(points, targets, ring colour)``: training points ringed in white, test points in black.
+
+    At most ``MAX_PLANE_POINTS`` of each (every n-th), as the explorer draws them: a 256-pixel
+    image shows no more, and each point costs a disc of pixels (a million took minutes).
+    """
     splits = [(dataset.x_train, dataset.y_train, 255)]
     if dataset.has_test:
         splits.append((dataset.x_test, dataset.y_test, 0))
-    return splits
+    strides = [max(1, -(-len(points) // MAX_PLANE_POINTS)) for points, _, _ in splits]
+    return [
+        (points[::step], targets[::step], ring)
+        for (points, targets, ring), step in zip(splits, strides, strict=True)
+    ]
 
 
 def plane_grid(dataset, size: int = IMAGE_SIZE) -> tuple[np.ndarray, tuple]:

@@ -24,6 +24,7 @@ from backprop_lab.tracking.artifacts import (
     read_config,
     read_dataset,
     read_history,
+    read_history_npz,
     read_json,
     read_npz,
     read_text,
@@ -237,9 +238,13 @@ def _load_overrides(job: Job, artifacts: RunArtifacts) -> None:
 
 def _load_history(job: Job, artifacts: RunArtifacts) -> None:
     path = artifacts.path("history.csv")
+    if path is not None:
+        job.history = read_history(path)
+        return
+    path = artifacts.path("history.npz")  # a run stopped after very many epochs
     if path is None:
         raise UnreadableArtifact("it has no history.csv")
-    job.history = read_history(path)
+    job.history = read_history_npz(path)
 
 
 def _load_weights(job: Job, artifacts: RunArtifacts) -> None:

@@ -230,6 +230,18 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
     return {name: values[:, index] for index, name in enumerate(header) if name != "epoch"}
 
 
+def read_history_npz(path: Path) -> dict[str, np.ndarray]:
+    """``history.npz`` (a stopped run's long history): equal-length 1-D columns, loss and
+    accuracy among them."""
+    arrays = read_npz(path, "history.npz")
+    if "loss" not in arrays or "accuracy" not in arrays:
+        raise UnreadableArtifact("its history.npz has no loss and accuracy columns")
+    lengths = {np.shape(values) for values in arrays.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1 or not next(iter(lengths))[0]:
+        raise UnreadableArtifact("its history.npz columns are not equal-length, non-empty rows")
+    return {name: np.asarray(values, dtype=np.float64) for name, values in arrays.items()}
+
+
 def get_run(mlflow_client, run_id: str, uri: str):
     """The run called ``run_id``, or a one-line error naming the store."""
     try:

@@ -204,12 +204,18 @@ class RunRecord:
             self.metrics[name] = [[int(step), float(value)]]
 
     def metrics_from_journal(self) -> None:
-        """Curves from the journal, for a run whose process died before it wrote them."""
+        """Curves from the journal, for a run whose process ended before it wrote them (killed
+        outright, or quit at once on a second Ctrl-C), and the epochs it holds."""
         columns = self.read_journal()
         for name, values in columns.items():
             steps = curve_steps(len(values), self.journal_points)
             if np.isfinite(values).any():
                 self.add_curve(name, values[steps - 1], steps=steps)
+        # The journal is appended after every chunk, record.json less often: trust the journal.
+        journaled = max((len(values) for values in columns.values()), default=0)
+        self.epochs_done = max(self.epochs_done, journaled)
+        if self.epochs_done:
+            self.add_scalar("epochs_done", self.epochs_done)
 
 
 def read_parent_run(sweep_dir: str | Path) -> dict | None:
@@ -273,5 +279,9 @@ def find_records(folder: str | Path) -> FoundRecords:
                 continue
             record.metrics_from_journal()
             record.close("FAILED", _orphan_reason(record))
+        elif not record.metrics and record.journal_columns:
+            # Closed in a hurry (a second Ctrl-C exits at once): its curves are in the journal.
+            record.metrics_from_journal()
+            record.save()
         pending.append(record)
     return FoundRecords(pending, running, damaged)
