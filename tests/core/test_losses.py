@@ -20,8 +20,8 @@ def x64():
         yield
 
 
-def test_registry_has_the_three_losses():
-    assert set(LOSSES) == {"half_sse", "mse", "bce"}
+def test_registry_has_the_four_losses():
+    assert set(LOSSES) == {"half_sse", "mse", "bce", "cce"}
 
 
 @pytest.mark.parametrize("name", ["half_sse", "mse", "bce"])

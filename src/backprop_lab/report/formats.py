@@ -28,10 +28,10 @@ def fmt_rate(rate: float) -> str:
     return f"{float(rate):.3g}"
 
 
-def fmt_percent(fraction: float | None) -> str:
+def fmt_percent(fraction: float | None, decimals: int = 0) -> str:
     if fraction is None or not math.isfinite(float(fraction)):
         return "—"
-    return f"{100 * float(fraction):.0f}%"
+    return f"{100 * float(fraction):.{decimals}f}%"
 
 
 def fmt_time(milliseconds: int | None) -> str:
