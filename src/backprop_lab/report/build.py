@@ -346,7 +346,8 @@ def explorer_link(jobs: int) -> Paragraph:
             "Explorer: ",
             Link("explorer.html", "explorer.html", "explorer.html"),
             f" shows every cell of {'every job' if jobs > 1 else 'the run'} learning, epoch by "
-            "epoch: the output over the input plane, the network and the curves, recomputed in "
+            "epoch: the output over the input plane (two inputs) or the per-class accuracy "
+            "and confusion matrix (several classes), the network and the curves, recomputed in "
             "the browser from the snapshots of the runs. One self-contained file; it opens "
             "offline.",
         )

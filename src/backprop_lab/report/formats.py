@@ -11,7 +11,9 @@ def fmt_number(value: float | None, decimals: int = 4) -> str:
     if value is None or not math.isfinite(float(value)):
         return "—"
     value = float(value)
-    if value != 0 and (abs(value) < 10 ** -(decimals - 1) or abs(value) >= 1e5):
+    # With no decimals (epoch counts) nothing is too small to show: 9 stays 9, not 9e+00.
+    tiny = decimals > 0 and abs(value) < 10 ** -(decimals - 1)
+    if value != 0 and (tiny or abs(value) >= 1e5):
         return f"{value:.{max(decimals - 2, 1)}e}"
     text = f"{value:.{decimals}f}"
     # "-0.0000" reads as a sign error: show 0.
