@@ -27,7 +27,8 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
     if not inside.all():
         position = int(np.argmin(inside))
         raise BackpropLabError(
-            f"class label {labels.ravel()[position]!r} (sample {position + 1}) is out of range: "
+            # .item(): a NumPy scalar's repr would print as np.float64(1.5).
+            f"class label {labels.ravel()[position].item()} (sample {position + 1}) is out of range: "
             f"labels are whole numbers from 0 to {num_classes - 1} for {num_classes} classes"
         )
     return np.eye(num_classes, dtype=np.float32)[labels.astype(np.int64)]
