@@ -40,3 +40,42 @@ def numpy_online_sgd(weights, biases, x, y, learning_rate: float, epochs: int):
             predictions = _sigmoid(predictions @ w.T + b)
         epoch_loss[epoch] = np.mean(0.5 * np.sum((y - predictions) ** 2, axis=1))
     return weights, biases, epoch_loss
+
+
+def plain_jax_grid(x, y, epochs: int, unroll: int):
+    """A plain ``jit(vmap(train))`` of a 2-2-1 sigmoid network with online SGD, as a JAX
+    engineer would write it: a ``lax.scan`` over epochs around a ``lax.scan`` over samples
+    (``unroll`` samples per loop iteration), recording each epoch's loss and accuracy.
+
+    Returns ``train(params, learning_rates) -> (params, (loss, accuracy))`` over cells, where
+    ``params`` is ``(w1, b1, w2, b2)`` with a leading cell axis (weights one row per unit).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def forward(params, inputs):
+        w1, b1, w2, b2 = params
+        hidden = jax.nn.sigmoid(inputs @ w1.T + b1)
+        return jax.nn.sigmoid(hidden @ w2.T + b2)
+
+    def loss(params, inputs, targets):
+        return 0.5 * jnp.sum((targets - forward(params, inputs)) ** 2, axis=-1).mean()
+
+    gradient = jax.grad(loss)
+
+    def train(params, learning_rate):
+        def step(params, sample):
+            inputs, targets = sample
+            grads = gradient(params, inputs[None], targets[None])
+            return jax.tree_util.tree_map(lambda p, g: p - learning_rate * g, params, grads), None
+
+        def epoch(params, _):
+            params, _ = jax.lax.scan(step, params, (x, y), unroll=unroll)
+            predictions = forward(params, x)
+            error = 0.5 * jnp.sum((y - predictions) ** 2, axis=-1).mean()
+            accuracy = jnp.mean(jnp.all(jnp.abs(y - predictions) < 0.5, axis=-1))
+            return params, (error, accuracy)
+
+        return jax.lax.scan(epoch, params, None, length=epochs)
+
+    return jax.jit(jax.vmap(train))

@@ -2,13 +2,20 @@
 
 In one run:
 
-1. training alone, as one ``jit(vmap(train))`` program: sample-updates per second;
-2. against a NumPy per-network loop (run on a few cells and scaled to the grid);
-3. against the project's own one-network-at-a-time training (the same compiled program,
+1. training alone, as ``bplab-train`` runs it (the grid's compiled program in chunks, with the
+   trajectory's 60 snapshots of every cell and per-epoch loss and accuracy copied back):
+   sample-updates per second;
+2. against a plain ``jit(vmap(lax.scan))`` trainer of the same network written in this file's
+   ``baselines.plain_jax_grid``, recording the same per-epoch loss and accuracy, at its best
+   ``unroll`` of 1, 2, 4 and 8 (``speedup_vs_plain_jax``);
+3. against a NumPy per-network loop (run on a few cells and scaled to the grid);
+4. against the project's own one-network-at-a-time training (the same compiled program,
    called per cell; run on a subset of cells and scaled);
-4. end to end: ``bplab-train`` on the same grid, with every MLflow record written, with its
+5. end to end: ``bplab-train`` on the same grid, with every MLflow record written, with its
    trajectory (60 snapshots of every cell, ``trajectory.npz`` and ``explorer.html``) and
-   without (``tracking.snapshots=0``), alternately, the fastest of ``--repeats`` each.
+   without (``tracking.snapshots=0``), alternately, the fastest of ``--repeats`` each; and the
+   seconds of each phase of the fastest run (``phases``: import, compile, train, record,
+   figures, publish), read from its run record.
 
 Usage: python benchmarks/bench_sweep.py [--json] [--rates 32] [--seeds 32] [--epochs 2000]
 """
@@ -27,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import numpy_online_sgd  # noqa: E402
+from baselines import numpy_online_sgd, plain_jax_grid  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -54,25 +61,34 @@ def main() -> int:
 
     from backprop_lab.core.data import make_dataset
     from backprop_lab.core.model import Architecture, init_params
+    from backprop_lab.core.runner import chunk_epochs_for
     from backprop_lab.core.sweep import log_spaced, seed_keys, train_grid
     from backprop_lab.core.train import TrainSpec, to_device_data, train_network
+    from backprop_lab.core.trajectory import snapshot_epochs
 
     dataset = make_dataset("xor")
     data = to_device_data(dataset)
     architecture = Architecture((2, 2, 1), "sigmoid", "sigmoid")
-    spec = TrainSpec(architecture, epochs=args.epochs)
+    plain_spec = TrainSpec(architecture, epochs=args.epochs)
     rates = log_spaced(0.05, 20.0, args.rates)
     seeds = list(range(args.seeds))
     cells = len(rates) * len(seeds)
     updates = cells * args.epochs * len(dataset.x_train)
     init = lambda key: init_params(key, architecture)  # noqa: E731
+    # The grid as bplab-train builds it: chunked, with the default trajectory.
+    spec = plain_spec._replace(
+        unroll=4,
+        chunk_epochs=chunk_epochs_for(plain_spec, len(dataset.x_train), cells),
+        snapshot_epochs=snapshot_epochs(args.epochs, 60),
+    )
 
     started = time.perf_counter()
     train_grid(spec, init, rates, seeds, data)
     first_call_s = time.perf_counter() - started
-    grid_s = min(_timed(lambda: train_grid(spec, init, rates, seeds, data)) for _ in range(3))
+    grid_s = min(_timed(lambda: train_grid(spec, init, rates, seeds, data)) for _ in range(5))
     grid_updates_per_s = updates / grid_s
-    trajectory = _trajectory_costs(spec, init, rates, seeds, data, grid_s)
+    plain_s, plain_unroll = _plain_jax(data, init, rates, seeds, args.epochs)
+    trajectory = _trajectory_costs(spec, init, rates, seeds, data)
 
     # NumPy, one network after another, on a few cells.
     numpy_s = 0.0
@@ -92,21 +108,21 @@ def main() -> int:
     single_cells = min(args.single_cells, cells)
     init_key, shuffle_key = seed_keys(0)
     jax.block_until_ready(
-        train_network(spec, init(init_key), rates[0], shuffle_key, data)
+        train_network(plain_spec, init(init_key), rates[0], shuffle_key, data)
     )  # compile
     started = time.perf_counter()
     for index in range(single_cells):
         init_key, shuffle_key = seed_keys(seeds[index % len(seeds)])
         jax.block_until_ready(
-            train_network(spec, init(init_key), rates[index % len(rates)], shuffle_key, data)
+            train_network(plain_spec, init(init_key), rates[index % len(rates)], shuffle_key, data)
         )
     single_updates_per_s = (
         single_cells * args.epochs * len(dataset.x_train) / (time.perf_counter() - started)
     )
 
-    end_to_end_s = end_to_end_bare_s = explorer_bytes = None
+    end_to_end_s = end_to_end_bare_s = explorer_bytes = phases = None
     if not args.skip_end_to_end:
-        end_to_end_s, end_to_end_bare_s, explorer_bytes = _end_to_end(args, rates)
+        end_to_end_s, end_to_end_bare_s, explorer_bytes, phases = _end_to_end(args, rates)
 
     results = {
         "cells": cells,
@@ -115,6 +131,9 @@ def main() -> int:
         "grid_first_call_s": round(first_call_s, 3),
         "grid_train_s": round(grid_s, 4),
         "grid_updates_per_s": round(grid_updates_per_s),
+        "plain_jax_updates_per_s": round(updates / plain_s),
+        "plain_jax_best_unroll": plain_unroll,
+        "speedup_vs_plain_jax": round(plain_s / grid_s, 3),
         "numpy_updates_per_s": round(numpy_updates_per_s),
         "one_at_a_time_updates_per_s": round(single_updates_per_s),
         "speedup_vs_numpy": round(grid_updates_per_s / numpy_updates_per_s, 1),
@@ -127,6 +146,7 @@ def main() -> int:
         if end_to_end_s is None
         else round(end_to_end_s / end_to_end_bare_s - 1, 3),
         "explorer_bytes": explorer_bytes,
+        "phases": phases,
         **{f"trajectory_{key}": value for key, value in trajectory.items()},
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
@@ -139,7 +159,10 @@ def main() -> int:
     )
     print(f"  jit(vmap) grid, first call (compile + run): {first_call_s:8.3f} s")
     print(
-        f"  jit(vmap) grid, steady state:               {grid_s:8.3f} s  {grid_updates_per_s:14,.0f} updates/s  (target >= 50,000,000)"
+        f"  jit(vmap) grid, steady state:               {grid_s:8.3f} s  {grid_updates_per_s:14,.0f} updates/s  (target >= 100,000,000)"
+    )
+    print(
+        f"  plain jit(vmap(lax.scan)), unroll {plain_unroll}:        {plain_s:8.3f} s  {updates / plain_s:14,.0f} updates/s  -> engine is {plain_s / grid_s:.2f}x  (target >= 1.0)"
     )
     print(
         f"  NumPy loop per network ({args.numpy_cells} cells, scaled): {'':1}{numpy_updates_per_s:14,.0f} updates/s  -> grid is {grid_updates_per_s / numpy_updates_per_s:,.0f}x  (target ~1,500x)"
@@ -149,7 +172,11 @@ def main() -> int:
     )
     if end_to_end_s is not None:
         print(
-            f"  end to end, bplab-train with every MLflow record: {end_to_end_s:.2f} s  (target < 60 s)"
+            f"  end to end, bplab-train with every MLflow record: {end_to_end_s:.2f} s  (target <= 8 s)"
+        )
+        print(
+            "    phases: "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items())
         )
         print(
             f"    without trajectories (tracking.snapshots=0):     {end_to_end_bare_s:.2f} s  -> "
@@ -164,30 +191,53 @@ def main() -> int:
     return 0
 
 
-def _trajectory_costs(spec, init, rates, seeds, data, grid_s: float) -> dict[str, float]:
+def _plain_jax(data, init, rates, seeds, epochs: int) -> tuple[float, int]:
+    """Seconds of the plain trainer at its best unroll, per-epoch history copied to NumPy."""
+    import jax
+    import jax.numpy as jnp
+
+    from backprop_lab.core.runner import seed_keys
+
+    cell_seeds = np.tile(seeds, len(rates))
+    cell_rates = jnp.asarray(np.repeat(rates, len(seeds)), jnp.float32)
+    keys = jax.vmap(lambda seed: seed_keys(seed)[0])(jnp.asarray(cell_seeds, jnp.uint32))
+    layers = jax.vmap(init)(keys)
+    params = tuple(leaf for layer in layers for leaf in (layer.weights, layer.biases))
+    best = None
+    for unroll in (1, 2, 4, 8):
+        train = plain_jax_grid(data.x_train, data.y_train, epochs, unroll)
+
+        def run(train=train):
+            trained, history = train(params, cell_rates)
+            return trained, [np.asarray(curve) for curve in history]
+
+        run()  # compile
+        seconds = min(_timed(run) for _ in range(5))
+        if best is None or seconds < best[0]:
+            best = (seconds, unroll)
+    return best
+
+
+def _trajectory_costs(spec, init, rates, seeds, data) -> dict[str, float]:
     """What keeping a trajectory adds, measured alone: training with 60 snapshots against
     without, then writing trajectory.npz and rendering the explorer from the result."""
     from backprop_lab.core.sweep import train_grid
-    from backprop_lab.core.trajectory import snapshot_epochs
     from backprop_lab.explorer import render_explorer
     from backprop_lab.explorer.sources import explorer_job
     from backprop_lab.recording import trajectory_arrays, write_trajectory
 
-    with_snapshots = spec._replace(snapshot_epochs=snapshot_epochs(spec.epochs, 60))
-    train_grid(with_snapshots, init, rates, seeds, data)  # compile
-    snapshots_s = min(
-        _timed(lambda: train_grid(with_snapshots, init, rates, seeds, data)) for _ in range(3)
-    )
-    grid = train_grid(with_snapshots, init, rates, seeds, data)
+    without = spec._replace(snapshot_epochs=())
+    train_grid(without, init, rates, seeds, data)  # compile
+    bare_s = min(_timed(lambda: train_grid(without, init, rates, seeds, data)) for _ in range(3))
+    snapshots_s = min(_timed(lambda: train_grid(spec, init, rates, seeds, data)) for _ in range(3))
+    grid = train_grid(spec, init, rates, seeds, data)
     result = grid.result
+    arrays = trajectory_arrays(spec.snapshot_epochs, result.snapshots, spec.epochs)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        write_trajectory(
-            Path(folder), with_snapshots.snapshot_epochs, result.snapshots, spec.epochs
-        )
+        write_trajectory(Path(folder), arrays)
         npz_s = time.perf_counter() - started
     started = time.perf_counter()
-    arrays = trajectory_arrays(with_snapshots.snapshot_epochs, result.snapshots, spec.epochs)
     cells = {
         "learning_rates": grid.learning_rates,
         "seeds": grid.seeds,
@@ -200,16 +250,17 @@ def _trajectory_costs(spec, init, rates, seeds, data, grid_s: float) -> dict[str
     page = render_explorer("bench", [job])
     explorer_s = time.perf_counter() - started
     return {
-        "training_extra_s": round(snapshots_s - grid_s, 3),
+        "training_extra_s": round(snapshots_s - bare_s, 3),
         "npz_s": round(npz_s, 3),
         "explorer_s": round(explorer_s, 3),
         "explorer_bytes": len(page.encode()),
     }
 
 
-def _end_to_end(args, rates) -> tuple[float, float, int]:
+def _end_to_end(args, rates) -> tuple[float, float, int, dict[str, float]]:
     """Seconds of ``bplab-train`` on the grid with and without trajectories (the fastest of
-    ``args.repeats`` each, run alternately), and the size of the explorer it wrote."""
+    ``args.repeats`` each, run alternately), the size of the explorer it wrote, and the phases
+    of the fastest run with trajectories (from its run record)."""
     with tempfile.TemporaryDirectory() as folder:
         store = f"sqlite:///{Path(folder) / 'mlflow.db'}"
         rate_list = "[" + ",".join(f"{rate:.6g}" for rate in rates) + "]"
@@ -229,15 +280,28 @@ def _end_to_end(args, rates) -> tuple[float, float, int]:
             capture_output=True,
         )
         timings: dict[bool, list[float]] = {True: [], False: []}
+        phases, fastest = {}, float("inf")
         for _ in range(args.repeats):
             for trajectories in (True, False):
                 extra = [] if trajectories else ["tracking.snapshots=0"]
                 started = time.perf_counter()
                 subprocess.run([*command, *extra], cwd=folder, check=True, capture_output=True)
-                timings[trajectories].append(time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                timings[trajectories].append(seconds)
+                if trajectories and seconds < fastest:
+                    fastest, phases = seconds, _latest_phases(Path(folder))
         pages = sorted((Path(folder) / "outputs").rglob("explorer.html"))
         size = max((page.stat().st_size for page in pages), default=0)
-    return min(timings[True]), min(timings[False]), size
+    return min(timings[True]), min(timings[False]), size, phases
+
+
+def _latest_phases(folder: Path) -> dict[str, float]:
+    """The phases of the newest run record under ``folder`` (``start_up`` named ``import``)."""
+    records = sorted((folder / "outputs").rglob("record.json"), key=lambda p: p.stat().st_mtime)
+    timings = json.loads(records[-1].read_text())["timings"]
+    names = {"start_up": "import", "compile": "compile", "train": "train", "record": "record",
+             "figures": "figures", "publish": "publish"}  # fmt: skip
+    return {label: round(timings.get(key, 0.0), 3) for key, label in names.items()}
 
 
 def _timed(function) -> float:

@@ -17,6 +17,7 @@ import math
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -179,9 +180,12 @@ def journal_rows(job: Job, metrics) -> np.ndarray:
         return rows
     loss = np.asarray(metrics.loss, dtype=np.float64)[: job.cells]
     quantiles = analysis.seed_quantile_curves(loss)
-    accuracy = analysis.seed_quantile_curves(np.asarray(metrics.accuracy)[: job.cells])
+    accuracy = np.asarray(metrics.accuracy, dtype=np.float64)[: job.cells]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an epoch where every cell diverged
+        accuracy_mean = np.nanmean(accuracy, axis=0)
     return np.stack(
-        [quantiles["median"], quantiles["q25"], quantiles["q75"], accuracy["mean"]], axis=1
+        [quantiles["median"], quantiles["q25"], quantiles["q75"], accuracy_mean], axis=1
     )
 
 

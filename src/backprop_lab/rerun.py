@@ -19,26 +19,16 @@ PROG = "bplab-rerun"
 def load_run_config(tracking_uri: str, run_id: str):
     """The run and its resolved config, validated against the schema."""
     from backprop_lab import tracking
-    from backprop_lab.report.artifacts import UnreadableArtifact, read_config
+    from backprop_lab.tracking.artifacts import (
+        UnreadableArtifact,
+        finished_training_run,
+        read_config,
+    )
 
     mlflow_client = tracking.client(tracking_uri)
-    try:
-        run = mlflow_client.get_run(run_id)
-    except Exception:
-        raise BackpropLabError(f"no run {run_id!r} in the tracking store {tracking_uri}") from None
-    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-    if run.info.status != "FINISHED":
-        reason = run.data.tags.get(tracking.TAG_PREFIX + "error", "")
-        raise BackpropLabError(
-            f"run {run_id} is {run.info.status}"
-            + (f" ({reason[:200]})" if reason else "")
-            + "; only a FINISHED run has final weights to reproduce"
-        )
-    if kind not in ("single", "grid"):
-        hint = "its grid parent" if kind == "grid_row" else "one of its child runs"
-        raise BackpropLabError(
-            f"run {run_id} is a {kind} run, which is not trained by itself; rerun {hint} instead"
-        )
+    run, kind = finished_training_run(
+        mlflow_client, run_id, tracking_uri, "has final weights to reproduce", "its grid parent"
+    )
     folder = Path(tempfile.mkdtemp(prefix="bplab-rerun-"))
     try:
         path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
@@ -63,7 +53,7 @@ def logged_weights(
         path = tracking.client(tracking_uri).download_artifacts(run_id, name, str(folder))
     except Exception:
         raise BackpropLabError(f"run {run_id} has no {name} artifact to compare with") from None
-    from backprop_lab.report.artifacts import UnreadableArtifact, read_npz
+    from backprop_lab.tracking.artifacts import UnreadableArtifact, read_npz
 
     try:
         arrays = read_npz(Path(path), name)

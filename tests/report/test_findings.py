@@ -96,7 +96,7 @@ def test_the_headline_is_the_finding_the_preset_picks():
 
 
 def test_runs_without_a_report_block_or_a_config_get_the_schema_defaults(compose, tmp_path):
-    from backprop_lab.report.artifacts import read_config
+    from backprop_lab.tracking.artifacts import read_config
 
     container = OmegaConf.to_container(compose(["experiment=learning_rates"]), resolve=True)
     del container["report"]

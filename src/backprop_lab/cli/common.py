@@ -107,6 +107,16 @@ def one_line(error: BaseException) -> str:
     return text.replace(":; ", ": ").replace("; ;", ";")
 
 
+STORE_HELP = (
+    "the MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///<project root>/mlflow.db)"
+)
+
+
+def add_store_option(parser: argparse.ArgumentParser, help: str = STORE_HELP) -> None:
+    """``--tracking-uri URI``, as every command that reads or writes a store takes it."""
+    parser.add_argument("--tracking-uri", default=None, metavar="URI", help=help)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad option as one line instead of usage plus error."""
 

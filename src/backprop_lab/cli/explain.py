@@ -18,7 +18,7 @@ from backprop_lab.errors import BackpropLabError
 
 if TYPE_CHECKING:
     from backprop_lab.core.explain import StepExplanation
-    from backprop_lab.explain_view import Context
+    from backprop_lab.explain.view import Context
 
 PROG = "bplab-explain"
 
@@ -92,11 +92,11 @@ def _check(args) -> None:
 
 
 def explained(args):
-    """The step the arguments ask for (see :mod:`backprop_lab.explain_sources`)."""
-    from backprop_lab import explain_sources
+    """The step the arguments ask for (see :mod:`backprop_lab.explain.sources`)."""
+    from backprop_lab.explain import sources as explain_sources
 
     if args.run is not None:
-        from backprop_lab.explain_run import explain_run
+        from backprop_lab.explain.run import explain_run
 
         return explain_run(
             args.run,
@@ -128,7 +128,7 @@ def render(
     from rich.console import Console
     from rich.text import Text
 
-    from backprop_lab.explain_view import explanation_blocks
+    from backprop_lab.explain.view import explanation_blocks
     from backprop_lab.report.blocks import Bullets, Heading, Table
 
     console = console or Console(highlight=False)
@@ -189,7 +189,7 @@ def _styled(cell: str):
 
 def run(argv: list[str] | None = None) -> int:
     """Run ``bplab-explain``; return the exit code (2 for bad input, 1 for a disagreement)."""
-    from backprop_lab import explain_view
+    from backprop_lab.explain import view as explain_view
 
     quiet_libraries()
     try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from backprop_lab.cli.common import OneLineParser, quiet_libraries
+from backprop_lab.cli.common import OneLineParser, add_store_option, quiet_libraries
 from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-report"
@@ -29,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: <project root>/experiments)",
     )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        metavar="URI",
-        help="the MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///<project root>/mlflow.db)",
-    )
+    add_store_option(parser)
     parser.add_argument(
         "--run",
         default=None,

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from backprop_lab.cli.common import OneLineParser, enable_compilation_cache, quiet_libraries
+from backprop_lab.cli.common import (
+    OneLineParser,
+    add_store_option,
+    enable_compilation_cache,
+    quiet_libraries,
+)
 from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-rerun"
@@ -21,11 +26,7 @@ def run(argv: list[str] | None = None) -> int:
         "weights bit for bit.",
     )
     parser.add_argument("run_id", help="the MLflow run id to reproduce")
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="the store (default: $MLFLOW_TRACKING_URI or the embedded SQLite store)",
-    )
+    add_store_option(parser)
     try:
         args = parser.parse_args(argv)
         identical, difference, kind = rerun.rerun(args.run_id, args.tracking_uri)

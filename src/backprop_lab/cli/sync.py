@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from backprop_lab.cli.common import OneLineParser, quiet_libraries
+from backprop_lab.cli.common import OneLineParser, add_store_option, quiet_libraries
 from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-sync"
@@ -21,11 +21,7 @@ def build_parser() -> OneLineParser:
         nargs="*",
         help="output folders to search (outputs/, multirun/ or one run's folder)",
     )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="publish to this store instead of the one each run was meant for",
-    )
+    add_store_option(parser, "publish to this store instead of the one each run was meant for")
     parser.add_argument("--dry-run", action="store_true", help="list what would be published")
     parser.add_argument(
         "--check",

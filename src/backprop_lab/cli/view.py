@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backprop_lab.cli.common import OneLineParser, quiet_libraries
+from backprop_lab.cli.common import OneLineParser, add_store_option, quiet_libraries
 from backprop_lab.errors import BackpropLabError
 
 PROG = "bplab-view"
@@ -25,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="explorer.html", metavar="FILE", help="the page (default: explorer.html)"
     )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        metavar="URI",
-        help="the MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///<project root>/mlflow.db)",
-    )
+    add_store_option(parser)
     parser.add_argument(
         "--max-mb",
         type=float,

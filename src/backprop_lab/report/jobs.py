@@ -17,7 +17,8 @@ from backprop_lab.core import analysis
 from backprop_lab.core.data import DATASET_ARTIFACT
 from backprop_lab.core.trajectory import TRAJECTORY_ARTIFACT
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.report.artifacts import (
+from backprop_lab.report.store import run_kind, run_name
+from backprop_lab.tracking.artifacts import (
     RunArtifacts,
     UnreadableArtifact,
     read_config,
@@ -28,7 +29,6 @@ from backprop_lab.report.artifacts import (
     read_text,
     read_yaml,
 )
-from backprop_lab.report.store import run_kind, run_name
 
 # Rebuilding an old run's generated data set runs the generator: cap what a config may ask.
 MAX_REBUILT_SAMPLES = 100_000

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from backprop_lab.cli import explain as cli
 from backprop_lab.core import explain
-from backprop_lab.explain_sources import compose_config
+from backprop_lab.explain.sources import compose_config
 
 # The article rounds intermediates to four decimals, so its figures agree to about 1e-4.
 TOL = 1e-4
@@ -303,7 +303,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(argv, fragment, capsys):
 
 def test_the_readme_example_prints_what_the_readme_shows(capsys):
     """The README's example beyond the article: its excerpt is what the command prints."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     command = next(
         line.split("#")[0].split()
         for line in readme.splitlines()

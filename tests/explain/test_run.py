@@ -24,8 +24,8 @@ from rich.console import Console
 
 from backprop_lab import pipeline
 from backprop_lab.cli import explain as cli
-from backprop_lab.explain_run import explain_run
-from backprop_lab.explain_sources import compose_config
+from backprop_lab.explain.run import explain_run
+from backprop_lab.explain.sources import compose_config
 
 BIN = Path(sys.executable).parent
 

@@ -16,7 +16,7 @@ the run's recorded weights at epoch ``N``), so it needs the state before epoch `
 The steps of epoch ``N`` before the explained one are then taken in the run's order (the same
 shuffle as training draws), and the step is compared with what the run recorded at epoch
 ``N``: the snapshot at ``N``, or the final weights at the last epoch. The store is read as
-untrusted data, as the report reads it (:mod:`backprop_lab.report.artifacts`).
+untrusted data, as the report reads it (:mod:`backprop_lab.tracking.artifacts`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.explain_sources import (
+from backprop_lab.explain.sources import (
     Explained,
     batch_label,
     cell_note,
@@ -39,7 +39,7 @@ from backprop_lab.explain_sources import (
     spec_settings,
     step_samples,
 )
-from backprop_lab.explain_view import Context
+from backprop_lab.explain.view import Context
 
 
 class RecordedRun(NamedTuple):
@@ -65,27 +65,15 @@ class Start(NamedTuple):
 def open_run(run_id: str, tracking_uri: str | None = None) -> RecordedRun:
     """Read a FINISHED single or grid run's config, data set, trajectory and final weights."""
     from backprop_lab import tracking
-    from backprop_lab.report.artifacts import RunArtifacts
+    from backprop_lab.tracking.artifacts import RunArtifacts, finished_training_run
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_store_exists(uri)
     mlflow_client = tracking.client(uri)
-    try:
-        run = mlflow_client.get_run(run_id)
-    except Exception:
-        raise BackpropLabError(f"no run {run_id!r} in the tracking store {uri}") from None
-    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-    if kind not in ("single", "grid"):
-        hint = (
-            "its grid parent with --cell LR,SEED" if kind == "grid_row" else "one of its child runs"
-        )
-        raise BackpropLabError(
-            f"run {run_id} is a {kind} run, which trained nothing itself; explain {hint}"
-        )
-    if run.info.status != "FINISHED":
-        raise BackpropLabError(
-            f"run {run_id} is {run.info.status}; only a FINISHED run has every epoch to explain"
-        )
+    run, kind = finished_training_run(
+        mlflow_client, run_id, uri, "has every epoch to explain",
+        "its grid parent with --cell LR,SEED",
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bplab-explain-") as folder:
         artifacts = RunArtifacts(mlflow_client, run, Path(folder))
         cfg, dataset, trajectory, final = _read_artifacts(run_id, artifacts, kind)
@@ -98,7 +86,7 @@ def open_run(run_id: str, tracking_uri: str | None = None) -> RecordedRun:
 
 def _read_artifacts(run_id: str, artifacts, kind: str):
     from backprop_lab.core.data import DATASET_ARTIFACT
-    from backprop_lab.report.artifacts import (
+    from backprop_lab.tracking.artifacts import (
         UnreadableArtifact,
         read_config,
         read_dataset,

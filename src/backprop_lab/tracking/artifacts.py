@@ -228,3 +228,36 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
     if values.shape[0] == 0 or values.shape[1] != len(header):
         raise UnreadableArtifact("its history.csv has no rows, or rows that do not fit its header")
     return {name: values[:, index] for index, name in enumerate(header) if name != "epoch"}
+
+
+def get_run(mlflow_client, run_id: str, uri: str):
+    """The run called ``run_id``, or a one-line error naming the store."""
+    try:
+        return mlflow_client.get_run(run_id)
+    except Exception:
+        raise BackpropLabError(f"no run {run_id!r} in the tracking store {uri}") from None
+
+
+def finished_training_run(mlflow_client, run_id: str, uri: str, purpose: str, child_hint: str):
+    """``(run, kind)`` of a FINISHED single or grid run (the runs that trained something).
+
+    ``purpose`` ends the sentence for a run that did not finish ("has final weights to
+    reproduce"); ``child_hint`` says what to use instead of a grid's per-rate child.
+    """
+    from backprop_lab.tracking.provenance import TAG_PREFIX
+
+    run = get_run(mlflow_client, run_id, uri)
+    kind = run.data.tags.get(TAG_PREFIX + "kind", "single")
+    if kind not in ("single", "grid"):
+        hint = child_hint if kind == "grid_row" else "one of its child runs"
+        raise BackpropLabError(
+            f"run {run_id} is a {kind} run, which trained nothing itself; use {hint} instead"
+        )
+    if run.info.status != "FINISHED":
+        reason = run.data.tags.get(TAG_PREFIX + "error", "")
+        raise BackpropLabError(
+            f"run {run_id} is {run.info.status}"
+            + (f" ({reason[:200]})" if reason else "")
+            + f"; only a FINISHED run {purpose}"
+        )
+    return run, kind

@@ -4,7 +4,7 @@
 :func:`from_config` composes a config exactly as ``bplab-train`` does (a preset and any Hydra
 overrides), draws the initial weights with :func:`backprop_lab.jobs.initial_params_fn` (explicit
 ``model.initial_weights`` are honoured) and explains the first step training would take, or a
-step on one chosen sample. Recorded runs are :mod:`backprop_lab.explain_run`.
+step on one chosen sample. Recorded runs are :mod:`backprop_lab.explain.run`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from backprop_lab.core.explain import (
     harvard_neuron,
 )
 from backprop_lab.errors import BackpropLabError
-from backprop_lab.explain_view import Context
+from backprop_lab.explain.view import Context
 
 
 class Explained(NamedTuple):

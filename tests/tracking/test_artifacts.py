@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backprop_lab.report import artifacts
-from backprop_lab.report.artifacts import UnreadableArtifact, read_config, read_npz, read_yaml
+from backprop_lab.tracking import artifacts
+from backprop_lab.tracking.artifacts import UnreadableArtifact, read_config, read_npz, read_yaml
 
 
 def test_an_npz_whose_header_claims_terabytes_is_refused_before_reading(tmp_path):

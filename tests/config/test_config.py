@@ -20,7 +20,7 @@ from backprop_lab.config import config_hash_of, flatten, is_grid, to_container
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.pipeline import prepare
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 # Groups the root config selects by default are overridden as ``group=option``; the others
 # (such as a multirun's arms) are added with ``+group=option``.

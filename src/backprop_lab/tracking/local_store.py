@@ -1,0 +1,243 @@
+"""A local SQLite store's runs opened, tagged and closed with plain SQL, without MLflow.
+
+Importing MLflow's SQLAlchemy store costs one to two seconds of CPU on these machines (it
+pulls in SQLAlchemy, Alembic, pandas and MLflow's GenAI modules), and opening it checks the
+schema's migrations: together most of a short ``bplab-train``'s wall time. For a store whose
+tables are exactly the ones the installed MLflow makes (same Alembic revision, same columns),
+the few writes a run needs are a handful of SQL statements:
+
+* the experiment, found by name or inserted (with its tags), as ``create_experiment`` does;
+* the run's ``runs`` row (RUNNING), its ``mlflow.runName`` tag, tags and params, as
+  ``create_run`` and ``log_batch`` do;
+* tags set or replaced, the status read or changed, as ``set_tag`` and ``set_terminated`` do;
+* artifacts copied into the run's ``file://`` artifact folder, as the local artifact
+  repository does.
+
+Any other store (a server, PostgreSQL, a fresh file without tables, an older or newer MLflow
+schema) goes through ``MlflowClient``. ``tests/tracking/test_local_store.py`` reads runs
+written both ways back through ``MlflowClient`` and requires them to be the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from backprop_lab.tracking.sqlite_store import schema_matches
+
+# The Alembic revisions of the MLflow versions these writes were checked against (the lock's).
+# A store at another revision is left to MLflow's client, which knows how to migrate it.
+KNOWN_REVISIONS = frozenset({"dc11669786a5"})
+# MLflow's own limits (mlflow.utils.validation): longer values go through the client, which
+# refuses them with its own message.
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+MAX_KEY_LENGTH = 250
+_TIMEOUT_S = 30.0
+_usable: set[Path] = set()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def connect(database: Path) -> sqlite3.Connection:
+    return sqlite3.connect(database, timeout=_TIMEOUT_S)
+
+
+def usable(database: Path | None) -> bool:
+    """Whether ``database`` is an SQLite store whose tables this module can write."""
+    if database is None:
+        return False
+    if database in _usable:
+        return True
+    if not database.is_file() or database.stat().st_size == 0:
+        return False
+    try:
+        connection = connect(database)
+        try:
+            revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+            ok = revision is not None and revision[0] in KNOWN_REVISIONS
+            ok = ok and schema_matches(connection)
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    if ok:
+        _usable.add(database)
+    return ok
+
+
+def fits(tags: Mapping[str, str], params: Mapping[str, str] = {}) -> bool:  # noqa: B006
+    """Whether every key and value is within MLflow's limits (else the client decides)."""
+    return (
+        all(len(key) <= MAX_KEY_LENGTH for key in (*tags, *params))
+        and all(len(value) <= MAX_PARAM_LENGTH for value in params.values())
+        and all(len(value) <= MAX_TAG_LENGTH for value in tags.values())
+    )
+
+
+def ensure_experiment(
+    database: Path,
+    name: str,
+    artifact_location: str,
+    tags: Mapping[str, str] = {},  # noqa: B006
+) -> tuple[str, str]:
+    """The id and artifact location of experiment ``name``: found (restored if deleted) or
+    created. The caller holds the store lock, so no other process adds it meanwhile."""
+    connection = connect(database)
+    try:
+        with connection:
+            found = connection.execute(
+                "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
+                "WHERE name = ? AND workspace = 'default'",
+                (name,),
+            ).fetchone()
+            if found is None:
+                created = now_ms()
+                cursor = connection.execute(
+                    "INSERT INTO experiments (name, artifact_location, lifecycle_stage, "
+                    "creation_time, last_update_time, workspace) "
+                    "VALUES (?, ?, 'active', ?, ?, 'default')",
+                    (name, artifact_location, created, created),
+                )
+                found = (cursor.lastrowid, artifact_location, "active")
+            elif found[2] == "deleted":
+                connection.execute(
+                    "UPDATE experiments SET lifecycle_stage = 'active', last_update_time = ? "
+                    "WHERE experiment_id = ?",
+                    (now_ms(), found[0]),
+                )
+            connection.executemany(
+                "INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
+                [(key, value, found[0]) for key, value in tags.items()],
+            )
+    finally:
+        connection.close()
+    return str(found[0]), found[1]
+
+
+def run_artifact_uri(artifact_location: str, run_id: str) -> str:
+    """``<experiment location>/<run id>/artifacts``, as MLflow's ``create_run`` builds it."""
+    return artifact_location.rstrip("/") + f"/{run_id}/artifacts"
+
+
+def create_run(
+    database: Path,
+    experiment_id: str,
+    artifact_location: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+) -> str:
+    """A RUNNING run with its name, tags and params, in one transaction; its id."""
+    run_id = uuid.uuid4().hex
+    tags = {**tags, "mlflow.runName": run_name}
+    connection = connect(database)
+    try:
+        with connection:
+            connection.execute(
+                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+                "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+                "artifact_uri, experiment_id, deleted_time) "
+                "VALUES (?, ?, 'UNKNOWN', '', '', 'unknown', 'RUNNING', ?, NULL, '', 'active', "
+                "?, ?, NULL)",
+                (run_id, run_name, now_ms(), run_artifact_uri(artifact_location, run_id),
+                 int(experiment_id)),
+            )  # fmt: skip
+            _upsert_tags(connection, run_id, tags)
+            connection.executemany(
+                "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(key, value, run_id) for key, value in params.items()],
+            )
+    finally:
+        connection.close()
+    return run_id
+
+
+def _upsert_tags(connection: sqlite3.Connection, run_id: str, tags: Mapping[str, str]) -> None:
+    connection.executemany(
+        "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+        "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
+        [(key, value, run_id) for key, value in tags.items()],
+    )
+
+
+def set_tags(database: Path, run_id: str, tags: Mapping[str, str]) -> None:
+    connection = connect(database)
+    try:
+        with connection:
+            _upsert_tags(connection, run_id, tags)
+    finally:
+        connection.close()
+
+
+def run_info(database: Path, run_id: str) -> tuple[str, str, str] | None:
+    """``(status, experiment_id, artifact_uri)`` of a run, or None if the store lacks it."""
+    connection = connect(database)
+    try:
+        found = connection.execute(
+            "SELECT status, experiment_id, artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return None if found is None else (found[0], str(found[1]), found[2])
+
+
+def experiment_location(database: Path, experiment_id: str) -> str:
+    connection = connect(database)
+    try:
+        (location,) = connection.execute(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+            (int(experiment_id),),
+        ).fetchone()
+    finally:
+        connection.close()
+    return location
+
+
+def set_status(database: Path, run_id: str, status: str, *, ended: bool = True) -> None:
+    """``set_terminated`` (status and end time) or, with ``ended=False``, ``update_run``."""
+    connection = connect(database)
+    try:
+        with connection:
+            if ended:
+                connection.execute(
+                    "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                    (status, now_ms(), run_id),
+                )
+            else:
+                connection.execute(
+                    "UPDATE runs SET status = ? WHERE run_uuid = ?", (status, run_id)
+                )
+    finally:
+        connection.close()
+
+
+def artifact_folder(artifact_uri: str) -> Path | None:
+    """The local folder of a ``file://`` (or plain path) artifact URI, else None."""
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme not in ("", "file") or parsed.netloc not in ("", "localhost"):
+        return None
+    return Path(urllib.parse.unquote(parsed.path))
+
+
+def copy_artifacts(source: Path, artifact_uri: str) -> bool:
+    """Copy a folder's files into a run's artifact folder (contents only, not permissions, as
+    MLflow's local artifact repository does); False when the URI is not a local folder."""
+    target = artifact_folder(artifact_uri)
+    if target is None:
+        return False
+    for folder, _, files in os.walk(source):
+        destination = target / Path(folder).relative_to(source)
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copyfile(Path(folder) / name, destination / name)
+    return True
