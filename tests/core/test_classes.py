@@ -112,7 +112,7 @@ def test_cce_refuses_targets_that_are_not_class_distributions():
 def test_the_bundled_sets_load_offline_with_a_fixed_split(name, samples, features, classes):
     from sklearn import datasets
 
-    from backprop_lab.bundled import load_bundled
+    from backprop_lab.bundled import _arrays, load_bundled
 
     dataset = load_bundled(name, test_fraction=0.2, seed=0)
     num_test = round(0.2 * samples)
@@ -123,11 +123,30 @@ def test_the_bundled_sets_load_offline_with_a_fixed_split(name, samples, feature
     np.testing.assert_array_equal(
         dataset.x_test, load_bundled(name, test_fraction=0.2, seed=0).x_test
     )
-    # The same images and labels as scikit-learn's, only reordered.
+    # Read without importing scikit-learn, yet the very arrays its loader gives, in its order
+    # (the split permutes that order, so the order matters).
     bunch = getattr(datasets, f"load_{name}")()
+    features_, labels_, names = _arrays(name)
+    np.testing.assert_array_equal(features_, bunch.data)
+    np.testing.assert_array_equal(labels_, bunch.target)
+    assert names == [str(k) for k in bunch.target_names]
+    # The same images and labels as scikit-learn's, only reordered.
     order = np.lexsort(bunch.data.T[::-1])
     ours = np.concatenate([dataset.x_train, dataset.x_test])
     labels = np.argmax(np.concatenate([dataset.y_train, dataset.y_test]), axis=1)
     mine = np.lexsort(ours.T[::-1])
     np.testing.assert_array_equal(ours[mine], bunch.data[order].astype(np.float32))
     np.testing.assert_array_equal(np.bincount(labels), np.bincount(bunch.target))
+
+
+def test_loading_a_bundled_set_does_not_import_scikit_learn():
+    # Importing it (SciPy and all) would cost seconds per run; the files are read directly.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from backprop_lab.bundled import load_bundled; "
+        "load_bundled('digits', test_fraction=0.2, seed=0); print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
