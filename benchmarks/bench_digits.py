@@ -15,6 +15,7 @@ and prints each one's time for the whole grid, first call (compiling) and best w
 and their ratio.
 
 Usage: python benchmarks/bench_digits.py [--json] [--epochs 10] [--rates 16] [--seeds 8]
+       [--repeats 5]
 """
 
 from __future__ import annotations
@@ -90,19 +91,30 @@ def plain_trainer(data, epochs: int):
     return jax.jit(jax.vmap(train))
 
 
-def _timed(repeats: int, run) -> tuple[float, float]:
-    """``(first call, best warm call)`` in seconds; the first includes compiling."""
+def _first_calls(*runs) -> list[float]:
+    """Seconds of each one's first call, compiling included."""
     import jax
 
-    started = time.perf_counter()
-    jax.block_until_ready(run())
-    first = time.perf_counter() - started
-    best = float("inf")
-    for _ in range(repeats):
+    times = []
+    for run in runs:
         started = time.perf_counter()
         jax.block_until_ready(run())
-        best = min(best, time.perf_counter() - started)
-    return first, best
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _best_interleaved(repeats: int, *runs) -> list[float]:
+    """Best warm seconds of each, their calls taking turns, so that a change in the load of a
+    shared machine falls on both rather than on whichever ran second."""
+    import jax
+
+    best = [float("inf")] * len(runs)
+    for _ in range(repeats):
+        for index, run in enumerate(runs):
+            started = time.perf_counter()
+            jax.block_until_ready(run())
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
 
 
 def main() -> int:
@@ -110,7 +122,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rates", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -142,14 +154,15 @@ def main() -> int:
     plan = snapshot_plan(args.epochs, 10, architecture, cells, 64 * 2**20)
     spec = spec._replace(snapshot_epochs=plan.epochs)
     init = lambda key: init_params(key, architecture, "glorot_uniform")  # noqa: E731
-    engine_first, engine_s = _timed(
-        args.repeats, lambda: train_grid(spec, init, rates, seeds, data).result.params
-    )
-
     plain = plain_trainer(data, args.epochs)
     cell_rates = jnp.repeat(jnp.asarray(rates, jnp.float32), len(seeds))
     keys = jax.vmap(jax.random.PRNGKey)(jnp.tile(jnp.arange(len(seeds)), len(rates)))
-    plain_first, plain_s = _timed(args.repeats, lambda: plain(cell_rates, keys))
+    runs = (
+        lambda: train_grid(spec, init, rates, seeds, data).result.params,
+        lambda: plain(cell_rates, keys),
+    )
+    engine_first, plain_first = _first_calls(*runs)
+    engine_s, plain_s = _best_interleaved(args.repeats, *runs)
 
     trained = cells * args.epochs * samples
     results = {
@@ -179,7 +192,7 @@ def main() -> int:
     print(f"  plain JAX + optax:    first {plain_first:7.3f} s  warm {plain_s:7.3f} s  "
           f"{trained / plain_s:12,.0f} samples/s")  # fmt: skip
     print(f"  speedup vs plain JAX: warm {plain_s / engine_s:.2f}x, first call "
-          f"{plain_first / engine_first:.2f}x  (target >= 0.9)")  # fmt: skip
+          f"{plain_first / engine_first:.2f}x")  # fmt: skip
     return 0
 
 
