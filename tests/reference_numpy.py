@@ -8,8 +8,11 @@ Written from the math of SEED-NOTES §4–5, not from the engine's code, and use
   ``∂E/∂ŷ · f'(z)``; each layer's gradient is ``∂E/∂W = δᵀ · (its input)`` and
   ``∂E/∂b = Σ δ``; and ``δ`` of the layer below is ``(δ · W) · f'(z_below)``;
 * losses are means over samples (optionally weighted, as the engine pads mini-batches):
-  ``half_sse`` is ``½ Σₖ (yₖ − ŷₖ)²``, ``mse`` is ``meanₖ (yₖ − ŷₖ)²`` and ``bce`` is the
-  clipped binary cross-entropy averaged over outputs;
+  ``half_sse`` is ``½ Σₖ (yₖ − ŷₖ)²``, ``mse`` is ``meanₖ (yₖ − ŷₖ)²``, ``bce`` is the
+  clipped binary cross-entropy averaged over outputs and ``cce`` is ``−Σₖ yₖ log ŷₖ``;
+* a softmax output layer ``ŷₖ = e^(zₖ) / Σⱼ e^(zⱼ)`` is not elementwise: its ``δ`` is the
+  full Jacobian product ``Σₖ ∂E/∂ŷₖ · ŷₖ(1[k = j] − ŷⱼ)``, written out, not the shortcut
+  ``ŷ − y`` the engine's explanation uses;
 * optimizers follow the published update rules: plain SGD ``w ← w − η g``, heavy-ball momentum
   ``v ← g + μ v; w ← w − η v`` and Adam (Kingma & Ba, 2015, Algorithm 1).
 
@@ -41,6 +44,20 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """``e^(zₖ − max z) / Σⱼ e^(zⱼ − max z)`` along the last axis."""
+    shifted = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return shifted / np.sum(shifted, axis=-1, keepdims=True)
+
+
+def softmax_delta(output_gradient: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """``δ = Jᵀ · ∂E/∂ŷ`` per sample, with the softmax Jacobian ``J = diag(ŷ) − ŷŷᵀ``."""
+    jacobians = np.einsum("sk,kj->skj", outputs, np.eye(outputs.shape[1])) - np.einsum(
+        "sk,sj->skj", outputs, outputs
+    )
+    return np.einsum("sk,skj->sj", output_gradient, jacobians)
+
+
 def layer_activation_names(hidden: str, output: str, num_layers: int) -> list[str]:
     """The activation of each layer: ``hidden`` for all but the last, then ``output``."""
     return [hidden] * (num_layers - 1) + [output]
@@ -56,7 +73,7 @@ def forward(
     net_inputs, outputs = [], []
     signal = np.asarray(inputs)
     for layer_weights, layer_biases, name in zip(weights, biases, activations, strict=True):
-        function, _ = ACTIVATIONS[name]
+        function = softmax if name == "softmax" else ACTIVATIONS[name][0]
         z = signal @ layer_weights.T  # z[s, j] = Σᵢ x[s, i] · W[j, i]
         if layer_biases is not None:
             z = z + layer_biases
@@ -95,6 +112,9 @@ def loss_and_output_gradient(
         per_sample = np.mean(per_output, axis=1)
         inside = (predictions > BCE_EPSILON) & (predictions < 1.0 - BCE_EPSILON)
         gradient = (-targets / clipped + (1.0 - targets) / (1.0 - clipped)) / num_outputs * inside
+    elif loss == "cce":
+        per_sample = -np.sum(targets * np.log(predictions), axis=1)
+        gradient = -targets / predictions
     else:
         raise ValueError(f"reference has no loss {loss!r}")
     value = float(np.sum(per_sample * sample_weight) / denominator)
@@ -116,8 +136,11 @@ def backprop(
     layer_inputs = [np.asarray(inputs), *outputs[:-1]]
     weight_gradients: list[np.ndarray] = [np.empty(0)] * len(weights)
     bias_gradients: list[np.ndarray | None] = [None] * len(weights)
-    _, derivative = ACTIVATIONS[activations[-1]]
-    delta = output_gradient * derivative(net_inputs[-1], outputs[-1])  # δ = ∂E/∂ŷ · f'(z)
+    if activations[-1] == "softmax":
+        delta = softmax_delta(output_gradient, outputs[-1])
+    else:
+        _, derivative = ACTIVATIONS[activations[-1]]
+        delta = output_gradient * derivative(net_inputs[-1], outputs[-1])  # δ = ∂E/∂ŷ · f'(z)
     for index in reversed(range(len(weights))):
         weight_gradients[index] = delta.T @ layer_inputs[index]  # Σₛ δ[s, j] · input[s, i]
         if biases[index] is not None:

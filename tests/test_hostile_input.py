@@ -73,6 +73,16 @@ BAD_OVERRIDES = [
     (["name=../../escape"], "name="),
     (["experiment=playground", "optimizer.learning_rate=0.003"], "would be ignored"),
     (["experiment=learning_rates", "seed=3"], "would be ignored"),
+    # Multi-class: a softmax scored by a loss made for independent outputs (and the reverse),
+    # and a warm-up that would end after training does (QUICK trains 3 epochs).
+    (["data=iris", "model.output_activation=softmax", "loss=half_sse"], "loss='half_sse'"),
+    (["data=iris", "loss=cce"], "model.output_activation='sigmoid'"),
+    (["schedule=warmup_cosine", "schedule.warmup_epochs=3"], "shorter than training"),
+    (["schedule=exponential", "schedule.decay_rate=1.5"], "schedule.decay_rate=1.5"),
+    (
+        ["data=digits", "model.output_activation=softmax", "loss=cce", "model.output_size=9"],
+        "has 10 target(s)",
+    ),
 ]
 
 
@@ -111,6 +121,17 @@ CSV_CASES = [
 def test_a_bad_csv_is_refused_in_one_line(tmp_path, name, content, fragment):
     done = _csv_run(tmp_path, _csv(tmp_path, name, content))
     _refused(done, fragment)
+    _no_run(tmp_path)
+
+
+def test_a_class_label_out_of_range_is_refused_with_its_row(tmp_path):
+    path = _csv(tmp_path, "classes.csv", b"x1,x2,label\n0,0,0\n0,1,1\n1,0,2\n1,1,5\n")
+    done = _train(
+        tmp_path, "experiment=xor_mlp", *QUICK, "data=csv", f"data.path={path}",
+        "data.feature_columns=[x1,x2]", "data.class_column=label", "data.num_classes=3",
+        "model.output_activation=softmax", "loss=cce",
+    )  # fmt: skip
+    _refused(done, "class label '5'", "out of range", "data.num_classes=3")
     _no_run(tmp_path)
 
 
@@ -270,7 +291,9 @@ NUMERIC_KEYS = [
     "optimizer.learning_rate", "optimizer.momentum", "optimizer.beta1", "optimizer.beta2",
     "optimizer.eps", "training.epochs", "training.batch_size", "training.unroll",
     "training.success_accuracy", "training.target_loss", "model.theta", "model.init_scale",
-    "tracking.max_curve_points", "tracking.snapshots", "sweep.seeds",
+    "tracking.max_curve_points", "tracking.snapshots", "sweep.seeds", "data.num_classes",
+    "schedule.decay_rate", "schedule.transition_epochs", "schedule.warmup_epochs",
+    "schedule.initial_fraction", "schedule.final_fraction",
 ]  # fmt: skip
 
 VALUES = st.one_of(

@@ -97,3 +97,18 @@ def test_the_article_homework_loss_falls_every_epoch(compose):
     loss = np.asarray(result.history.loss)
     assert loss.shape == (25,)
     assert np.all(np.diff(np.concatenate([[float(result.initial_loss)], loss])) < 0)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_64_32_10_mlp_classifies_digits_at_its_best_rate_and_not_at_the_extremes(
+    compose, schedule
+):
+    cfg, grid, _ = _grid(compose, ["experiment=digits", f"schedule={schedule}"])
+    assert tuple(cfg.model.hidden_sizes) == (32,)
+    assert grid.result.params[0].weights.shape[-2:] == (32, 64)
+    assert grid.result.params[1].weights.shape[-2:] == (10, 32)
+    test_accuracy = np.median(grid.result.history.test_accuracy[..., -1], axis=1)
+    # The bar: at least 95% of the 359 held-out images at the best rate.
+    assert test_accuracy.max() >= 0.95
+    # The regimes: the smallest rate crawls (near chance, 10%), the largest overshoots.
+    assert test_accuracy[0] < 0.5 and test_accuracy[-1] < test_accuracy.max() - 0.2

@@ -25,6 +25,8 @@ STUDIES: tuple[tuple[str, bool], ...] = (
     ("threshold_vs_sigmoid", True),
     ("learning_rates", True),
     ("playground", True),
+    # Real data last: the regimes again, on 10 classes of 8x8 digits, constant vs cosine.
+    ("digits", True),
 )
 
 

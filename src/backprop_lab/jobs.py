@@ -22,7 +22,8 @@ from backprop_lab.config import (
     sweep_seeds,
     validate,
 )
-from backprop_lab.core.data import Dataset, check_fits
+from backprop_lab.core.data import Dataset, check_class_targets, check_fits
+from backprop_lab.core.losses import CATEGORICAL_LOSSES
 from backprop_lab.core.model import Architecture
 from backprop_lab.core.runner import chunk_epochs_for
 from backprop_lab.core.train import TrainSpec, single_network_spec
@@ -113,6 +114,8 @@ def prepare(cfg: DictConfig, dataset: Dataset | None = None) -> Job:
     dataset = build_dataset(cfg) if dataset is None else dataset
     architecture = build_architecture(cfg, dataset)
     check_fits(dataset, architecture.num_inputs, architecture.num_outputs)
+    if cfg.loss.name in CATEGORICAL_LOSSES:
+        check_class_targets(dataset)
     if cfg.training.batching == "minibatch" and cfg.training.batch_size > len(dataset.x_train):
         raise BackpropLabError(
             f"training.batch_size={cfg.training.batch_size} is larger than the "

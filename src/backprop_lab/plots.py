@@ -276,3 +276,59 @@ def success_by(
     axis.set_ylabel("success rate")
     axis.set_title(title)
     return _save(figure, path)
+
+
+def accuracy_by_rate(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    ylabel: str = "test accuracy",
+    title: str = "",
+) -> Path:
+    """Final accuracy against the learning rate, one line per job: the median across seeds
+    with the 25–75% band.
+
+    Each entry of ``series`` is ``(label, rates, final accuracies (rates, seeds))``.
+    """
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for label, rates, finals in series:
+        finals = np.asarray(finals, dtype=float)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(finals, axis=1) if finals.size else finals
+            low, high = nan_percentile(finals.T, 25), nan_percentile(finals.T, 75)
+        (line,) = axis.plot(rates, median, "o-", ms=3, lw=1.2, label=label)
+        axis.fill_between(rates, low, high, color=line.get_color(), alpha=0.15, lw=0)
+    axis.set_xscale("log")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel("learning rate (peak of the schedule)")
+    axis.set_ylabel(f"{ylabel} (median, 25–75% band)")
+    if len(series) > 1:
+        axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    axis.set_title(title)
+    return _save(figure, path)
+
+
+def confusion_matrix(
+    matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
+    """Counts of true (rows) against predicted (columns) classes, the counts written in."""
+    matrix = np.asarray(matrix)
+    size = max(3.0, min(7.0, 0.45 * len(classes) + 1.5))
+    figure, axis = plt.subplots(figsize=(size + 0.8, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    ticks = range(len(classes))
+    axis.set_xticks(ticks, [str(name)[:12] for name in classes], rotation=45, ha="right")
+    axis.set_yticks(ticks, [str(name)[:12] for name in classes])
+    if len(classes) <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            colour = "white" if count > threshold else "black"
+            axis.text(
+                column, row, str(int(count)), ha="center", va="center", fontsize=7, color=colour
+            )
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title(title, fontsize=9)
+    return _save(figure, path)

@@ -169,6 +169,8 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result, files: FileWr
     _single_metrics(record, cfg, history, done, summary, float(result.initial_accuracy))
     # Also a metric: MLflow sorts and charts params as text ("10" before "2").
     record.add_scalar("learning_rate", float(job.learning_rates[0]))
+    # Under a schedule, the rate of every epoch instead (a curve).
+    _scheduled_rates(record, cfg, job, job.learning_rates[0], done)
     folder = record.artifact_dir
     np.savez(folder / "weights.npz", **params_to_arrays(result.params))
     (folder / "weights.json").write_text(json.dumps(params_to_dict(result.params), indent=1))
@@ -214,6 +216,18 @@ def _single_metrics(record, cfg, history, done: int, summary, initial_accuracy: 
         record.add_scalar("epochs_to_target", float(summary.epochs_to_target))
 
 
+def _scheduled_rates(record, cfg, job, peak_rate: float, done: int, max_points=None) -> None:
+    """The rate each epoch trained at, as the curve ``learning_rate`` (only under a schedule:
+    a constant rate is the param ``optimizer.learning_rate``)."""
+    from backprop_lab.core.train import epoch_learning_rates
+
+    if job.spec.schedule.name == "constant" or done < 1:
+        return
+    steps = curve_steps(done, max_points or cfg.tracking.max_logged_epochs)
+    rates = epoch_learning_rates(job.spec, peak_rate, done)
+    record.add_curve("learning_rate", rates[steps - 1], steps=steps)
+
+
 def _single_figures(record, job, result) -> None:
     from backprop_lab import plots
 
@@ -242,8 +256,11 @@ def _single_figures(record, job, result) -> None:
 # A grid of learning rates × seeds
 
 
-def grid_arrays(cfg: DictConfig, grid) -> dict[str, np.ndarray]:
-    """Everything ``grid.npz`` holds: axes, curves, verdicts and final weights."""
+def grid_arrays(cfg: DictConfig, grid, spec) -> dict[str, np.ndarray]:
+    """Everything ``grid.npz`` holds: axes, curves, verdicts and final weights, and under a
+    schedule the rate of every epoch of every row (``epoch_learning_rates``)."""
+    from backprop_lab.core.train import epoch_learning_rates
+
     result = grid.result
     history = history_arrays(result.history)
     outcomes = analysis.cell_outcomes(
@@ -253,7 +270,14 @@ def grid_arrays(cfg: DictConfig, grid) -> dict[str, np.ndarray]:
         np.asarray(result.initial_loss),
         np.asarray(result.diverged_epoch),
     )
+    done = max(int(result.epochs_done), 1)
+    schedule = (
+        {}
+        if spec.schedule.name == "constant"
+        else {"epoch_learning_rates": epoch_learning_rates(spec, grid.learning_rates, done)}
+    )
     return {
+        **schedule,
         "learning_rates": grid.learning_rates,
         "seeds": grid.seeds,
         "initial_loss": np.asarray(result.initial_loss),
@@ -270,7 +294,7 @@ def grid_arrays(cfg: DictConfig, grid) -> dict[str, np.ndarray]:
 def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter) -> Outcome:
     """Put a grid's arrays, table, figures, scalars and per-rate children into its record
     (``grid.npz`` and the trajectory are written by ``files``)."""
-    arrays = grid_arrays(cfg, grid)
+    arrays = grid_arrays(cfg, grid, job.spec)
     folder = record.artifact_dir
     files.submit(save_npz, folder / "grid.npz", arrays, record.status != "KILLED")
     done = int(grid.result.epochs_done)
@@ -289,7 +313,9 @@ def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter
     record.add_scalar("best_learning_rate", summary.best_learning_rate)
     record.add_scalar("best_success_rate", summary.best_success_rate)
     for row_index, row in enumerate(rows):
-        _record_rate_child(record, cfg, view, row_index, row)
+        child = _record_rate_child(record, cfg, view, row_index, row)
+        _scheduled_rates(child, cfg, job, row.rate, done, cfg.tracking.max_curve_points)
+        child.save()
     # After the children, which copy the grid's tags: the table is the grid run's alone.
     native.add_table(record, native.RATE_TABLE, native.rate_table(rows))
     return Outcome(
@@ -335,8 +361,9 @@ def _grid_figures(record: RunRecord, grid: dict[str, np.ndarray], rows) -> None:
     )
 
 
-def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> None:
-    """One child run per learning rate: its seeds' curves and their aggregates."""
+def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> RunRecord:
+    """One child run per learning rate: its seeds' curves and their aggregates (the caller
+    saves it)."""
     num_epochs = grid["loss"].shape[-1]
     steps = curve_steps(num_epochs, cfg.tracking.max_curve_points)
     child = RunRecord(
@@ -376,5 +403,5 @@ def _record_rate_child(record: RunRecord, cfg, grid, row_index: int, row) -> Non
     child.add_scalar("final_loss_std", row.std_final_loss)
     child.add_scalar("reached_target_fraction", row.reached_fraction)
     child.add_scalar("epochs_to_target_median", row.median_epochs_to_target)
-    child.save()
     record.children.append(str(Path("children") / f"lr_{row_index:03d}"))
+    return child

@@ -85,7 +85,9 @@ def test_every_job_of_a_preset_sweep_composes_and_validates(compose, preset):
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_group_option_composes(compose, group, option):
     prefix = "" if group in ROOT_GROUPS else "+"
-    cfg = compose([f"{prefix}{group}={option}"])
+    # Categorical cross-entropy scores a softmax over classes, so it needs both.
+    needs = {("loss", "cce"): ["model.output_activation=softmax", "data=iris"]}
+    cfg = compose([f"{prefix}{group}={option}", *needs.get((group, option), [])])
     if group in ("data", "loss", "optimizer"):
         assert cfg[group].name == option
     if (group, option) == ("data", "csv"):

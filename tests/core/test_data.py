@@ -234,6 +234,7 @@ def test_csv_missing_file_and_empty_files(tmp_path):
     with pytest.raises(BackpropLabError, match=r"has a header but no data rows"):
         load_csv(_write(tmp_path, "x,y\n"), ["x"], ["y"])
     with pytest.raises(
-        BackpropLabError, match=r"needs data.feature_columns and data.target_columns"
+        BackpropLabError,
+        match=r"needs data.feature_columns and either data.target_columns or data.class_column",
     ):
         load_csv(_write(tmp_path, "x,y\n1,2\n"), [], ["y"])

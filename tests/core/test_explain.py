@@ -155,6 +155,33 @@ def test_chain_rule_matches_numpy_backprop_on_a_tanh_network():
     assert step.loss == pytest.approx(0.5 * np.sum((y - outs[-1]) ** 2), abs=1e-5)
 
 
+def test_a_softmax_outputs_delta_is_probabilities_minus_targets_and_every_weight_agrees():
+    architecture = Architecture((3, 4, 3), hidden_activation="tanh", output_activation="softmax")
+    params = init_params(jax.random.PRNGKey(5), architecture, scheme="normal")
+    x, y = np.array([0.4, -1.3, 0.8]), np.array([0.0, 1.0, 0.0])
+    step = explain.explain_step(architecture, params, x.tolist(), y.tolist(), 0.1, loss="cce")
+
+    weights = [np.asarray(layer.weights, np.float64) for layer in params]
+    biases = [np.asarray(layer.biases, np.float64) for layer in params]
+    names = ["tanh", "softmax"]
+    value, weight_grads, bias_grads = ref.backprop(weights, biases, x[None], y[None], names, "cce")
+    _, outputs = ref.forward(weights, biases, x[None], names)
+    # The output units' δ is ∂E/∂z = ŷ − y, shown whole: no ∂E/∂out or ∂out/∂net of their own.
+    output_deltas = [d for d in step.deltas if d.name.startswith("o")]
+    np.testing.assert_allclose([d.delta for d in output_deltas], outputs[-1][0] - y, atol=1e-6)
+    assert all(d.dE_dout is None and d.dout_dnet is None for d in output_deltas)
+    for w in step.backward:
+        layer, unit = w.layer - 1, int(w.unit[1:]) - 1
+        if w.name.startswith("b("):
+            expected = bias_grads[layer][unit]
+        else:
+            expected = weight_grads[layer][unit, int(w.source[1:]) - 1]
+        assert w.chain_rule == pytest.approx(expected, abs=1e-5), w.name
+        assert w.agrees, w.name
+    assert step.agrees
+    assert step.loss == pytest.approx(value, rel=1e-5)
+
+
 def test_unit_names_for_deeper_networks():
     names = explain.unit_names(Architecture((2, 3, 2, 1)))
     assert names == [["h1_1", "h1_2", "h1_3"], ["h2_1", "h2_2"], ["o1"]]

@@ -20,8 +20,8 @@ def x64():
         yield
 
 
-def test_registry_has_the_three_losses():
-    assert set(LOSSES) == {"half_sse", "mse", "bce"}
+def test_registry_has_the_four_losses():
+    assert set(LOSSES) == {"half_sse", "mse", "bce", "cce"}
 
 
 @pytest.mark.parametrize("name", ["half_sse", "mse", "bce"])
@@ -112,3 +112,109 @@ def test_accuracy_counts_samples_whose_every_output_is_within_half():
 def test_unknown_loss_names_the_choices():
     with pytest.raises(BackpropLabError, match=r"unknown loss 'l2'.*half_sse, mse, bce"):
         get_loss("l2")
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax with categorical cross-entropy
+
+CLASSES = 4
+LOGITS = RNG.normal(scale=2.0, size=(7, CLASSES))
+ONE_HOT = np.eye(CLASSES)[RNG.integers(0, CLASSES, size=7)]
+
+
+def _softmax_ce(logits):
+    from backprop_lab.core.activations import get_activation
+
+    return get_loss("cce")(jnp.asarray(ONE_HOT), get_activation("softmax")(logits))
+
+
+def test_cce_value_matches_reference(x64):
+    probabilities = ref.softmax(LOGITS)
+    value = get_loss("cce")(jnp.asarray(ONE_HOT), jnp.asarray(probabilities))
+    expected, _ = ref.loss_and_output_gradient("cce", ONE_HOT, probabilities)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    # By hand: the mean over samples of −log of the target class's probability.
+    by_hand = -np.mean(np.log(probabilities[ONE_HOT.astype(bool)]))
+    assert float(value) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_softmax_ce_gradient_is_probabilities_minus_targets(x64):
+    # ∂E/∂z through the softmax's full Jacobian (the NumPy reference) equals (ŷ − y)/B.
+    gradient = np.asarray(jax.grad(_softmax_ce)(jnp.asarray(LOGITS)))
+    _, output_gradient = ref.loss_and_output_gradient("cce", ONE_HOT, ref.softmax(LOGITS))
+    np.testing.assert_allclose(
+        gradient, ref.softmax_delta(output_gradient, ref.softmax(LOGITS)), rtol=1e-10
+    )
+    np.testing.assert_allclose(gradient, (ref.softmax(LOGITS) - ONE_HOT) / len(LOGITS), atol=1e-14)
+
+
+def test_softmax_ce_gradients_match_finite_differences(x64):
+    from jax.test_util import check_grads
+
+    check_grads(_softmax_ce, (jnp.asarray(LOGITS),), order=2, modes=["rev"], eps=1e-5)
+
+
+def test_softmax_ce_network_gradients_match_numpy_backprop_and_finite_differences(x64):
+    from backprop_lab.core.model import Architecture, forward, layer_activations, params_from_lists
+
+    architecture = Architecture((3, 5, CLASSES), "tanh", "softmax")
+    weights = [RNG.normal(size=(5, 3)), RNG.normal(size=(CLASSES, 5))]
+    biases = [RNG.normal(size=5), RNG.normal(size=CLASSES)]
+    inputs = RNG.normal(size=(7, 3))
+    params = params_from_lists(architecture, weights, biases, dtype=jnp.float64)
+    activations = layer_activations(architecture)
+
+    def loss(params):
+        return get_loss("cce")(
+            jnp.asarray(ONE_HOT), forward(params, jnp.asarray(inputs), activations)
+        )
+
+    gradients = jax.grad(loss)(params)
+    names = ["tanh", "softmax"]
+    _, weight_grads, bias_grads = ref.backprop(weights, biases, inputs, ONE_HOT, names, "cce")
+    fd_weights, fd_biases = ref.finite_difference_gradients(
+        weights, biases, inputs, ONE_HOT, names, "cce"
+    )
+    for layer, expected_w, expected_b, fd_w, fd_b in zip(
+        gradients, weight_grads, bias_grads, fd_weights, fd_biases, strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(layer.weights), expected_w, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(layer.biases), expected_b, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(layer.weights), fd_w, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(np.asarray(layer.biases), fd_b, rtol=1e-5, atol=1e-8)
+
+
+def test_a_vanished_probability_gives_a_large_finite_loss_that_still_pulls():
+    # float32 softmax underflows to exactly 0 for a class 200 below the largest net input.
+    logits = jnp.asarray([[200.0, 0.0, 0.0]], jnp.float32)
+    targets = jnp.asarray([[0.0, 1.0, 0.0]], jnp.float32)
+    value, gradient = jax.value_and_grad(
+        lambda z: get_loss("cce")(targets, jax.nn.softmax(z, axis=-1))
+    )(logits)
+    assert np.isfinite(float(value)) and float(value) > 80  # −log of float32's tiniest normal
+    assert np.isfinite(np.asarray(gradient)).all()
+
+
+def test_accuracy_of_a_softmax_output_is_by_argmax():
+    targets = jnp.asarray(np.eye(3)[[0, 1, 2, 2]])
+    # Sample 3 puts most probability on class 1. No sample has every output within 0.5 of its
+    # target, the rule for other outputs: spread-out probabilities never pass it.
+    predictions = jnp.asarray(
+        [[0.5, 0.3, 0.2], [0.2, 0.45, 0.35], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4]]
+    )
+    assert float(accuracy(targets, predictions, categorical=True)) == pytest.approx(0.75)
+    assert float(accuracy(targets, predictions)) == 0.0
+
+
+def test_epoch_metrics_of_cce_equal_the_loss_and_argmax_accuracy_per_epoch(x64):
+    from backprop_lab.core.losses import epoch_metrics
+
+    epochs = RNG.dirichlet(np.ones(CLASSES), size=(5, 7))
+    targets = jnp.asarray(ONE_HOT)
+    loss, accuracy_ = epoch_metrics("cce", targets, jnp.asarray(epochs))
+    for epoch, predictions in enumerate(epochs):
+        assert float(loss[epoch]) == pytest.approx(
+            float(get_loss("cce")(targets, jnp.asarray(predictions))), rel=1e-12
+        )
+        right = np.argmax(predictions, axis=1) == np.argmax(ONE_HOT, axis=1)
+        assert float(accuracy_[epoch]) == pytest.approx(right.mean())

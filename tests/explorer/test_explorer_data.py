@@ -159,6 +159,29 @@ def test_a_single_run_is_a_one_by_one_grid():
     assert payload["data"] is None and payload["solved"] == [1]
 
 
+def test_a_64_input_softmax_job_brings_its_test_classes_and_no_plane():
+    from backprop_lab.core.data import classification_dataset
+
+    rng = np.random.default_rng(1)
+    features, labels = rng.normal(size=(1200, 64)), rng.integers(0, 10, size=1200)
+    names = tuple(f"digit {k}" for k in range(10))
+    dataset = classification_dataset("toy", features, labels, classes=names, test_fraction=0.5)
+    architecture = Architecture((64, 32, 10), "sigmoid", "softmax")
+    job, _, _ = synthetic_job(rates=1, seeds=2, epochs=20, snapshots=5, architecture=architecture)
+    job.dataset = dataset
+    payload = job_payload(job, Thinning())
+    # No input plane to draw for 64 inputs; the confusion matrix needs the test samples.
+    assert payload["data"] is None
+    classes = payload["classes"]
+    assert classes["names"] == list(names) and classes["split"] == "test"
+    # 600 test samples, every second one kept to stay within MAX_CLASS_SAMPLES (500).
+    x = decode_array(classes["x"])
+    np.testing.assert_array_equal(x, dataset.x_test[::2])
+    assert classes["labels"] == np.argmax(dataset.y_test[::2], axis=1).tolist()
+    # A sigmoid network on two inputs draws its plane and brings no classes.
+    assert job_payload(synthetic_job()[0], Thinning())["classes"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # The size budget
 

@@ -9,26 +9,37 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from backprop_lab.config.schema import ScheduleConfig
 from backprop_lab.core.analysis import SuccessRule
-from backprop_lab.core.data import Dataset, make_dataset
+from backprop_lab.core.data import BUNDLED_SETS, Dataset, make_dataset, scale_features
 from backprop_lab.core.model import Architecture
+from backprop_lab.core.optim import Schedule
 from backprop_lab.core.train import TrainSpec
 from backprop_lab.tracking.provenance import config_hash
 
 
 def build_dataset(cfg: DictConfig) -> Dataset:
-    """The configured data set, cut to ``data.first_samples`` when set."""
+    """The configured data set, its features scaled (``data.scale``), cut to
+    ``data.first_samples`` when set."""
     data = cfg.data
-    dataset = make_dataset(
-        data.name,
-        num_samples=data.num_samples,
-        noise=data.noise,
-        test_fraction=data.test_fraction,
-        seed=data.seed,
-        path=data.path,
-        feature_columns=list(data.feature_columns),
-        target_columns=list(data.target_columns),
-    )
+    if data.name in BUNDLED_SETS:
+        from backprop_lab.bundled import load_bundled
+
+        dataset = load_bundled(data.name, test_fraction=data.test_fraction, seed=data.seed)
+    else:
+        dataset = make_dataset(
+            data.name,
+            num_samples=data.num_samples,
+            noise=data.noise,
+            test_fraction=data.test_fraction,
+            seed=data.seed,
+            path=data.path,
+            feature_columns=list(data.feature_columns),
+            target_columns=list(data.target_columns),
+            class_column=data.class_column,
+            num_classes=data.num_classes,
+        )
+    dataset = scale_features(dataset, data.scale)
     if data.first_samples is not None:
         dataset = dataset._replace(
             x_train=dataset.x_train[: data.first_samples],
@@ -73,6 +84,20 @@ def build_spec(cfg: DictConfig, architecture: Architecture) -> TrainSpec:
         batch_size=int(training.batch_size),
         method=training.method,
         unroll=int(training.unroll),
+        schedule=build_schedule(cfg),
+    )
+
+
+def build_schedule(cfg: DictConfig) -> Schedule:
+    """The learning-rate schedule of ``schedule.*`` (its peak is the run's learning rate)."""
+    schedule = cfg.schedule
+    return Schedule(
+        name=schedule.name,
+        decay_rate=float(schedule.decay_rate),
+        transition_epochs=int(schedule.transition_epochs),
+        warmup_epochs=int(schedule.warmup_epochs),
+        initial_fraction=float(schedule.initial_fraction),
+        final_fraction=float(schedule.final_fraction),
     )
 
 
@@ -135,6 +160,23 @@ def success_rule(cfg: DictConfig) -> SuccessRule:
     )
 
 
+# Keys added after runs were first recorded, at the values that train as before: left out of
+# the hash, so that resume=true still finds those runs.
+_ADDED_KEYS_AT_DEFAULT = {
+    "data": {"class_column": None, "num_classes": None, "scale": "none"},
+}
+
+
 def config_hash_of(container: dict) -> str:
     """A stable hash of what changes a run's results (tracking settings and resume excluded)."""
+    container = dict(container)
+    for group, defaults in _ADDED_KEYS_AT_DEFAULT.items():
+        if isinstance(container.get(group), dict):
+            container[group] = {
+                key: value
+                for key, value in container[group].items()
+                if not (key in defaults and value == defaults[key])
+            }
+    if container.get("schedule") == to_container(OmegaConf.structured(ScheduleConfig)):
+        del container["schedule"]
     return config_hash(container)

@@ -42,6 +42,13 @@ class DataConfig:
     path: str | None = None
     feature_columns: list[str] = field(default_factory=list)
     target_columns: list[str] = field(default_factory=list)
+    # A CSV's one column of class labels (whole numbers 0..K-1 or names), one-hot encoded;
+    # instead of target_columns.
+    class_column: str | None = None
+    # Unset: the largest class label plus one (or the number of distinct names).
+    num_classes: int | None = None
+    # none, or standardize: mean 0 and standard deviation 1 per feature, by the training split.
+    scale: str = "none"
 
 
 @dataclass
@@ -57,6 +64,23 @@ class OptimizerConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+
+
+@dataclass
+class ScheduleConfig:
+    """How the learning rate moves over the epochs; ``optimizer.learning_rate`` is its peak."""
+
+    # constant, exponential, cosine or warmup_cosine.
+    name: str = "constant"
+    # exponential: the rate is multiplied by decay_rate every transition_epochs epochs.
+    decay_rate: float = 0.95
+    transition_epochs: int = 1
+    # warmup_cosine: a straight line from initial_fraction x the peak up to the peak over
+    # warmup_epochs epochs, then the cosine.
+    warmup_epochs: int = 0
+    initial_fraction: float = 0.1
+    # cosine and warmup_cosine: the last epoch's rate, as a fraction of the peak.
+    final_fraction: float = 0.0
 
 
 @dataclass
@@ -131,6 +155,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)

@@ -21,8 +21,9 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from backprop_lab.config.schema import Config
-from backprop_lab.core.data import DATASET_NAMES
+from backprop_lab.core.data import DATASET_NAMES, SCALINGS
 from backprop_lab.core.model import INIT_SCHEMES, Architecture
+from backprop_lab.core.optim import SCHEDULE_NAMES
 from backprop_lab.errors import BackpropLabError, invalid
 
 SEED_LIMIT = 2**32 - 1
@@ -245,11 +246,20 @@ RULES: dict[str, Any] = {
     "data.path": Text(4096, optional=True, what="a file path"),
     "data.feature_columns": ListOf(Text(1000), unique=True, noun="column"),
     "data.target_columns": ListOf(Text(1000), unique=True, noun="column"),
+    "data.class_column": Text(1000, optional=True, what="a column name"),
+    "data.num_classes": Integer(2, 100_000, optional=True),
+    "data.scale": Choice(SCALINGS),
     "optimizer.learning_rate": _RATE,
     "optimizer.momentum": _UNIT_INTERVAL_OPEN,
     "optimizer.beta1": _UNIT_INTERVAL_OPEN,
     "optimizer.beta2": _UNIT_INTERVAL_OPEN,
     "optimizer.eps": Real(0, low_open=True),
+    "schedule.name": Choice(SCHEDULE_NAMES),
+    "schedule.decay_rate": Real(0, 1, low_open=True),
+    "schedule.transition_epochs": Integer(1, 1_000_000_000),
+    "schedule.warmup_epochs": Integer(0, 1_000_000_000),
+    "schedule.initial_fraction": Real(0, 1),
+    "schedule.final_fraction": Real(0, 1),
     "training.epochs": Integer(1, 1_000_000_000),
     "training.batch_size": Integer(1, 10_000_000),
     "training.precision": Choice(PRECISIONS),
@@ -302,6 +312,13 @@ def _check_combinations(cfg: DictConfig) -> None:
              f"{sorted(overlap)[0]!r} is also a feature column; a target cannot be an input")  # fmt: skip
     if data.name == "csv" and not data.path:
         raise BackpropLabError("data=csv needs a file: set data.path=FILE.csv")
+    if data.class_column and data.target_columns:
+        fail("data.class_column", data.class_column,
+             "give either data.target_columns (numbers) or data.class_column (one column of "
+             "class labels), not both")  # fmt: skip
+    if data.class_column and data.class_column in data.feature_columns:
+        fail("data.class_column", data.class_column,
+             "it is also a feature column; a target cannot be an input")  # fmt: skip
     if cfg.loss.name == "bce" and model.output_activation not in ("sigmoid", "hard_sigmoid"):
         fail("model.output_activation", model.output_activation,
              "loss=bce needs probabilities: use a sigmoid (or hard_sigmoid) output, or another loss")  # fmt: skip
@@ -312,7 +329,10 @@ def _check_spec(cfg: DictConfig) -> None:
     from backprop_lab.config.build import build_spec
     from backprop_lab.core.train import validate_spec
 
-    sizes = (cfg.model.input_size or 1, *cfg.model.hidden_sizes, cfg.model.output_size or 1)
+    # Sizes the data will give are not known yet: stand-ins that any activation accepts (a
+    # softmax needs two outputs; the data's own width is checked once it is built).
+    outputs = cfg.model.output_size or (2 if cfg.model.output_activation == "softmax" else 1)
+    sizes = (cfg.model.input_size or 1, *cfg.model.hidden_sizes, outputs)
     architecture = Architecture(
         tuple(int(size) for size in sizes),
         cfg.model.hidden_activation,

@@ -5,6 +5,12 @@ article returns 1 when ``z > θ`` and 0 otherwise; its derivative is zero almost
 plain backprop cannot train it. The straight-through estimator (STE) keeps the step in the
 forward pass but lets a sigmoid's slope through in the backward pass (Bengio et al., 2013,
 "Estimating or Propagating Gradients Through Stochastic Neurons").
+
+Every activation but one is elementwise: a unit's output depends on its own net input only.
+The exception is ``softmax``, which turns a whole layer's net inputs into class
+probabilities, ``ŷₖ = e^(zₖ) / Σⱼ e^(zⱼ)``. Its Jacobian ``∂ŷₖ/∂zⱼ = ŷₖ(δₖⱼ − ŷⱼ)`` is not
+diagonal, so it has no per-unit slope ``∂out/∂net``; it is an output activation only, paired
+with categorical cross-entropy, whose ``∂E/∂zₖ = ŷₖ − yₖ`` takes both steps at once.
 """
 
 from __future__ import annotations
@@ -50,6 +56,14 @@ def hard_sigmoid(z: jax.Array) -> jax.Array:
     return jnp.clip(z / 6.0 + 0.5, 0.0, 1.0)
 
 
+def softmax(z: jax.Array) -> jax.Array:
+    """Class probabilities of a layer: ``e^(zₖ) / Σⱼ e^(zⱼ)`` over the last axis (its units).
+
+    ``jax.nn.softmax`` subtracts the largest net input first, so no ``e^z`` overflows.
+    """
+    return jax.nn.softmax(z, axis=-1)
+
+
 _SMOOTH: dict[str, Activation] = {
     "sigmoid": sigmoid,
     "tanh": jnp.tanh,
@@ -63,14 +77,18 @@ _SMOOTH: dict[str, Activation] = {
     "hard_sigmoid": hard_sigmoid,
 }
 
+# Elementwise activations: any layer may use them.
 ACTIVATION_NAMES: tuple[str, ...] = ("threshold", *_SMOOTH)
+# Layer-wise activations: the output layer only.
+LAYERWISE_ACTIVATIONS: dict[str, Activation] = {"softmax": softmax}
+OUTPUT_ACTIVATION_NAMES: tuple[str, ...] = (*ACTIVATION_NAMES, *LAYERWISE_ACTIVATIONS)
 
 
 def get_activation(name: str, *, theta: float = 0.0, straight_through: bool = False) -> Activation:
     """Return the activation called ``name``.
 
     Args:
-      name: one of :data:`ACTIVATION_NAMES`.
+      name: one of :data:`OUTPUT_ACTIVATION_NAMES` (``softmax`` normalises the last axis).
       theta: the threshold θ of the step unit (ignored by other activations).
       straight_through: for the step unit, pass a sigmoid's gradient backwards (STE).
 
@@ -81,8 +99,8 @@ def get_activation(name: str, *, theta: float = 0.0, straight_through: bool = Fa
         step = threshold_straight_through if straight_through else threshold
         return lambda z: step(z, theta)
     try:
-        return _SMOOTH[name]
+        return _SMOOTH[name] if name in _SMOOTH else LAYERWISE_ACTIVATIONS[name]
     except KeyError:
         raise BackpropLabError(
-            f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATION_NAMES)}"
+            f"unknown activation {name!r}; choose one of: {', '.join(OUTPUT_ACTIVATION_NAMES)}"
         ) from None

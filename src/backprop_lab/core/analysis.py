@@ -316,3 +316,52 @@ def run_summary(
         epochs_loss_fell=int(np.sum(loss < previous)),
         lowest_loss_epoch=int(np.nanargmin(loss)) + 1 if np.isfinite(loss).any() else 0,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes: the errors of a multi-class network, and its best cell on held-out data
+
+
+def confusion_matrix(targets, predictions) -> np.ndarray:
+    """``counts[i, j]``: the samples of class ``i`` the network put in class ``j``.
+
+    Classes are the argmax of each one-hot (or probability) target row and of each prediction
+    row (ties go to the first class), as the accuracy of a softmax output counts them; the
+    diagonal holds the samples classified right.
+    """
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
+    classes = targets.shape[-1]
+    truth = np.argmax(targets, axis=-1).ravel()
+    guess = np.argmax(predictions, axis=-1).ravel()
+    return np.bincount(truth * classes + guess, minlength=classes * classes).reshape(
+        classes, classes
+    )
+
+
+def class_accuracy(matrix) -> np.ndarray:
+    """Per class, the share of its samples classified right (its recall); NaN for a class
+    with no samples."""
+    matrix = np.asarray(matrix, dtype=float)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / totals, np.nan)
+
+
+def best_test_rate_index(rows: Sequence[RateRow]) -> int | None:
+    """The row with the highest median final test accuracy (ties: the lower rate); None when
+    no row has one."""
+    scores = [row.median_test_accuracy for row in rows]
+    finite = [i for i, score in enumerate(scores) if math.isfinite(score)]
+    return max(finite, key=lambda i: (scores[i], -i)) if finite else None
+
+
+def best_test_cell(
+    grid: Mapping[str, np.ndarray], rows: Sequence[RateRow]
+) -> tuple[int, int] | None:
+    """``(rate index, seed index)``: at the rate of :func:`best_test_rate_index`, the seed
+    with the highest final test accuracy (ties: the first seed); None without test data."""
+    rate = best_test_rate_index(rows)
+    if rate is None or "test_accuracy" not in grid:
+        return None
+    final = np.nan_to_num(np.asarray(grid["test_accuracy"], dtype=float)[rate, :, -1], nan=-1.0)
+    return rate, int(np.argmax(final))

@@ -1,8 +1,16 @@
-"""Data sets: logic gates, the article's homework set, TensorFlow-Playground-style 2-D sets, CSV.
+"""Data sets: logic gates, the article's homework set, TensorFlow-Playground-style 2-D sets, CSV,
+and classification sets from their features and class labels.
 
 Every data set is generated or read locally (nothing is downloaded) and returned as a
 :class:`Dataset` of float32 NumPy arrays, inputs ``(samples, features)`` and targets
 ``(samples, outputs)``. Generated sets are a pure function of their arguments and seed.
+
+A classification set's targets are one-hot rows, one column per class: the engine trains on
+float targets whatever the loss, and a softmax output has one unit per class.
+:func:`classification_dataset` encodes class labels (``0 … K−1``, or names, which are
+numbered in sorted order) and keeps the class names in :attr:`Dataset.classes`. The sets
+bundled with scikit-learn (digits, iris) are read by :mod:`backprop_lab.bundled`, outside the
+core, which hands their arrays to it.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backprop_lab.core.labels import encode_labels, one_hot
 from backprop_lab.errors import BackpropLabError
 
 
@@ -26,6 +35,8 @@ class Dataset(NamedTuple):
     y_train: np.ndarray
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    # A classification set's class names, one per target column (empty otherwise).
+    classes: tuple[str, ...] = ()
 
     @property
     def num_features(self) -> int:
@@ -53,7 +64,16 @@ HOMEWORK_INPUTS = np.array([[0.5, -0.5], [0.3, 0.4], [0.7, 0.9]], dtype=np.float
 HOMEWORK_TARGETS = np.array([[0.9, 0.1], [0.9, 0.9], [0.1, 0.1]], dtype=np.float32)
 
 PLAYGROUND_SETS = ("circle", "gaussians", "spiral", "moons")
-DATASET_NAMES: tuple[str, ...] = (*GATE_TRUTH_TABLES, "homework", *PLAYGROUND_SETS, "csv")
+# Read from scikit-learn's wheel by backprop_lab.bundled (the core imports no scikit-learn).
+BUNDLED_SETS = ("digits", "iris")
+DATASET_NAMES: tuple[str, ...] = (
+    *GATE_TRUTH_TABLES,
+    "homework",
+    *PLAYGROUND_SETS,
+    *BUNDLED_SETS,
+    "csv",
+)
+SCALINGS: tuple[str, ...] = ("none", "standardize")
 
 
 def logic_gate(name: str) -> Dataset:
@@ -125,7 +145,12 @@ _PLAYGROUND_GENERATORS = {
 
 
 def _split(
-    name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    test_fraction: float,
+    rng: np.random.Generator,
+    classes: tuple[str, ...] = (),
 ) -> Dataset:
     if not 0.0 <= test_fraction < 1.0:
         raise BackpropLabError(f"test_fraction={test_fraction} must be in [0, 1)")
@@ -133,12 +158,12 @@ def _split(
     x, y = x[order].astype(np.float32), y[order].astype(np.float32)
     num_test = int(round(test_fraction * len(x)))
     if num_test == 0:
-        return Dataset(name, x, y)
+        return Dataset(name, x, y, classes=classes)
     if num_test >= len(x):
         raise BackpropLabError(
             f"test_fraction={test_fraction} leaves no training samples out of {len(x)}"
         )
-    return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test])
+    return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test], classes)
 
 
 def playground(
@@ -169,6 +194,75 @@ def playground(
     rng = np.random.default_rng(seed)
     x, labels = _PLAYGROUND_GENERATORS[name](rng, num_samples, noise)
     return _split(name, x, labels[:, None], test_fraction, rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes
+
+
+def classification_dataset(
+    name: str,
+    features,
+    labels,
+    *,
+    classes: Sequence[str] = (),
+    test_fraction: float = 0.0,
+    seed: int = 0,
+) -> Dataset:
+    """A data set of ``features`` and integer class ``labels``, targets one-hot.
+
+    ``classes`` names the classes (one per target column; by default ``0 … K−1`` with ``K``
+    the largest label plus one). The split is drawn from ``seed``, as for generated sets.
+    """
+    labels = np.asarray(labels)
+    count = len(classes) if classes else int(np.max(labels, initial=0)) + 1
+    targets = one_hot(labels, count)
+    names = tuple(str(c) for c in classes) or tuple(str(k) for k in range(count))
+    rng = np.random.default_rng(seed)
+    features = np.asarray(features, dtype=np.float64)
+    return _split(name, features, targets, test_fraction, rng, names)
+
+
+def standardize(dataset: Dataset) -> Dataset:
+    """Features scaled to mean 0 and standard deviation 1 with the training split's statistics
+    (the test split is scaled with the same numbers, so nothing of it leaks into training). A
+    feature that is constant in training (a digit's blank corner pixel) is only centred."""
+    x_train = np.asarray(dataset.x_train, dtype=np.float64)
+    mean = x_train.mean(axis=0)
+    spread = x_train.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+
+    def scale(x):
+        if x is None:
+            return None
+        return ((np.asarray(x, np.float64) - mean) / spread).astype(np.float32)
+
+    return dataset._replace(x_train=scale(dataset.x_train), x_test=scale(dataset.x_test))
+
+
+def scale_features(dataset: Dataset, scaling: str) -> Dataset:
+    """``none`` leaves the features as they are; ``standardize`` (see :func:`standardize`)."""
+    if scaling not in SCALINGS:
+        raise BackpropLabError(f"unknown scaling {scaling!r}; choose one of: {', '.join(SCALINGS)}")
+    return standardize(dataset) if scaling == "standardize" else dataset
+
+
+def check_class_targets(dataset: Dataset) -> None:
+    """Raise unless every target row is a probability distribution over the classes (what
+    categorical cross-entropy scores): non-negative, summing to 1."""
+    for split, targets in (("training", dataset.y_train), ("test", dataset.y_test)):
+        if targets is None or not len(targets):
+            continue
+        targets = np.asarray(targets, dtype=np.float64)
+        sums = targets.sum(axis=1)
+        bad = np.flatnonzero((targets < 0).any(axis=1) | (np.abs(sums - 1) > 1e-4))
+        if bad.size:
+            raise BackpropLabError(
+                f"loss=cce needs one column per class with each target row summing to 1 "
+                f"(one-hot), but row {bad[0] + 1} of the {split} targets of {dataset.name!r} "
+                f"is {np.round(targets[bad[0]], 4).tolist()[:10]}; give the class labels as one "
+                "column with data.class_column=NAME instead"
+            )
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -239,53 +333,82 @@ def _csv_number(path: Path, row_number: int, name: str, cell: str) -> float:
     return value
 
 
-def load_csv(
-    path: str | Path,
-    feature_columns: Sequence[str],
-    target_columns: Sequence[str],
-    *,
-    test_fraction: float = 0.0,
-    seed: int = 0,
-) -> Dataset:
-    """Read a CSV with a header row; the user names the feature and target columns.
-
-    Raises:
-      BackpropLabError: for a missing file or column, a folder, text that is not UTF-8, a
-        repeated column name, an overlong cell, or a cell that is not a finite number (naming
-        its row number in the file, counting the header as row 1, and its column).
-    """
-    path = _csv_file(Path(path))
-    if not feature_columns or not target_columns:
-        raise BackpropLabError("a CSV data set needs data.feature_columns and data.target_columns")
-    wanted = list(feature_columns) + list(target_columns)
+def _csv_table(path: Path, numeric: list[str], class_column: str | None):
+    """The numeric columns as a float64 table, and the class column's labels (stripped text)."""
+    wanted = numeric + ([class_column] if class_column else [])
     rows_in_file = _csv_rows(path)
     try:
         _, header = next(rows_in_file)
     except StopIteration:
         raise BackpropLabError(f"CSV file {str(path)!r} is empty") from None
     indices = _csv_header(path, header, wanted)
-    rows = []
+    rows, labels = [], []
     for row_number, row in rows_in_file:
         if not row or all(not cell.strip() for cell in row):
             continue
+        cells = [row[index].strip() if index < len(row) else "" for index in indices]
         rows.append(
             [
-                _csv_number(path, row_number, name, row[index].strip() if index < len(row) else "")
-                for name, index in zip(wanted, indices, strict=True)
+                _csv_number(path, row_number, name, cell)
+                for name, cell in zip(numeric, cells, strict=False)
             ]
         )
+        if class_column:
+            if not cells[-1]:
+                raise BackpropLabError(
+                    f"CSV file {str(path)!r}, row {row_number}, column {class_column!r}: "
+                    "the class label is empty"
+                )
+            labels.append(cells[-1][:200])
     if not rows:
         raise BackpropLabError(f"CSV file {str(path)!r} has a header but no data rows")
-    table = np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64), labels
+
+
+def load_csv(
+    path: str | Path,
+    feature_columns: Sequence[str],
+    target_columns: Sequence[str] = (),
+    *,
+    class_column: str | None = None,
+    num_classes: int | None = None,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+) -> Dataset:
+    """Read a CSV with a header row; the user names the feature and target columns.
+
+    The targets are either numeric ``target_columns`` or one ``class_column`` of class labels,
+    one-hot encoded (see :func:`encode_labels`: whole numbers ``0 … K−1`` or names).
+
+    Raises:
+      BackpropLabError: for a missing file or column, a folder, text that is not UTF-8, a
+        repeated column name, an overlong cell, a cell that is not a finite number (naming
+        its row number in the file, counting the header as row 1, and its column), an empty
+        or out-of-range class label.
+    """
+    path = _csv_file(Path(path))
+    if not feature_columns or bool(target_columns) == bool(class_column):
+        raise BackpropLabError(
+            "a CSV data set needs data.feature_columns and either data.target_columns or "
+            "data.class_column (one column of class labels)"
+        )
+    table, labels = _csv_table(path, list(feature_columns) + list(target_columns), class_column)
     num_features = len(feature_columns)
+    features, targets, classes = table[:, :num_features], table[:, num_features:], ()
+    if class_column:
+        try:
+            indices, classes = encode_labels(labels, num_classes)
+            targets = one_hot(indices, len(classes))
+        except BackpropLabError as error:
+            raise BackpropLabError(
+                f"CSV file {str(path)!r}, column {class_column!r}: {error}"
+            ) from None
     rng = np.random.default_rng(seed)
     if test_fraction == 0.0:
         return Dataset(
-            path.stem,
-            table[:, :num_features].astype(np.float32),
-            table[:, num_features:].astype(np.float32),
+            path.stem, features.astype(np.float32), targets.astype(np.float32), classes=classes
         )
-    return _split(path.stem, table[:, :num_features], table[:, num_features:], test_fraction, rng)
+    return _split(path.stem, features, targets, test_fraction, rng, classes)
 
 
 def make_dataset(name: str, **options) -> Dataset:
@@ -305,12 +428,20 @@ def make_dataset(name: str, **options) -> Dataset:
     if name == "csv":
         if not options.get("path"):
             raise BackpropLabError("data=csv needs a file: set data.path=FILE.csv")
+        num_classes = options.get("num_classes")
         return load_csv(
             options.get("path") or "",
             list(options.get("feature_columns") or []),
             list(options.get("target_columns") or []),
+            class_column=options.get("class_column") or None,
+            num_classes=None if num_classes is None else int(num_classes),
             test_fraction=float(options.get("test_fraction", 0.0)),
             seed=int(options.get("seed", 0)),
+        )
+    if name in BUNDLED_SETS:
+        raise BackpropLabError(
+            f"data set {name!r} ships with scikit-learn: build it with "
+            "backprop_lab.bundled.load_bundled (the core does not import scikit-learn)"
         )
     raise BackpropLabError(f"unknown data set {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
@@ -321,13 +452,40 @@ DATASET_ARTIFACT = "dataset.npz"
 _SPLITS = ("x_train", "y_train", "x_test", "y_test")
 
 
+# Class names read back from a record are cut to these sizes (they are shown in reports).
+MAX_CLASSES, MAX_CLASS_NAME = 10_000, 200
+
+
+def _names_to_codes(names: Sequence[str]) -> np.ndarray:
+    """Names as one zero-padded row of Unicode code points each (uint32): numbers only, so an
+    artifact that holds them is read like any other array of numbers."""
+    width = max((len(name) for name in names), default=1) or 1
+    codes = np.zeros((len(names), width), dtype=np.uint32)
+    for row, name in enumerate(names):
+        codes[row, : len(name)] = [ord(char) for char in name]
+    return codes
+
+
+def _codes_to_names(codes: np.ndarray) -> tuple[str, ...]:
+    """Inverse of :func:`_names_to_codes`; code points that are not characters are dropped."""
+
+    def character(code: int) -> str:
+        valid = 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+        return chr(code) if valid else ""
+
+    return tuple("".join(character(int(code)) for code in row[:MAX_CLASS_NAME]) for row in codes)
+
+
 def save_dataset(path: str | Path, dataset: Dataset) -> None:
-    """Write the data set's arrays (float32) to an ``.npz`` file."""
+    """Write the data set's arrays (float32) to an ``.npz`` file, and its class names (as
+    code points, see :func:`_names_to_codes`) when it has any."""
     arrays = {
         split: np.asarray(getattr(dataset, split), dtype=np.float32)
         for split in _SPLITS
         if getattr(dataset, split) is not None
     }
+    if dataset.classes:
+        arrays["class_names"] = _names_to_codes(dataset.classes)
     np.savez_compressed(path, **arrays)
 
 
@@ -341,9 +499,17 @@ def load_dataset(path: str | Path, name: str) -> Dataset:
                 if array.dtype.kind != "f" or array.ndim != 2:
                     raise BackpropLabError(f"{Path(path).name}: {split} is not a 2-D float array")
                 found[split] = array
+        classes = ()
+        if "class_names" in arrays.files:
+            codes = arrays["class_names"]
+            if codes.dtype.kind not in "iu" or codes.ndim != 2 or len(codes) > MAX_CLASSES:
+                raise BackpropLabError(f"{Path(path).name}: class_names is not a table of names")
+            classes = _codes_to_names(codes)
     if "x_train" not in found or "y_train" not in found:
         raise BackpropLabError(f"{Path(path).name} has no x_train/y_train arrays")
-    return Dataset(name, **found)
+    if classes and len(classes) != found["y_train"].shape[1]:
+        classes = ()  # names that do not match the targets are not shown
+    return Dataset(name, **found, classes=classes)
 
 
 def fingerprint(dataset: Dataset) -> str:

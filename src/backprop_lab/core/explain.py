@@ -19,6 +19,14 @@ for plain SGD, and the momentum or Adam update (which is not ``η·∂E/∂w``) 
 units have a zero derivative almost everywhere; each such unit also records the slope a
 straight-through estimator would use instead, ``σ'(z − θ)``.
 
+A softmax output is not elementwise: each ``ŷₖ`` depends on every net input of its layer
+(``∂ŷₖ/∂zⱼ = ŷₖ(1[k = j] − ŷⱼ)``), so its units have no ``∂out/∂net`` of their own. With
+categorical cross-entropy, the only loss it is paired with, the loss derivative ``−yₖ/ŷₖ`` and
+that Jacobian collapse to ``∂E/∂zₖ = ŷₖ·Σⱼyⱼ − yₖ`` (``ŷₖ − yₖ`` for a one-hot target), so the
+output units' ``δ`` is that, taken as a whole: their ``∂E/∂out`` and ``∂out/∂net`` are None, and
+every weight into them is ``δ · ∂net/∂w``. The δ recursion below them and the check against
+``jax.grad`` are unchanged.
+
 :func:`explain_step` and :func:`explain_article_step` are the article's worked example
 (SEED-NOTES §4–5, numbers in :mod:`backprop_lab.core.article`): a 2-2-2 sigmoid network, the
 sample ``x = (0.5, −0.5)``, ``y = (0.9, 0.1)``, learning rate 1.2 and ``E = ½ Σ (y − ŷ)²``.
@@ -35,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.core.activations import Activation, get_activation
+from backprop_lab.core.activations import LAYERWISE_ACTIVATIONS, Activation, get_activation
 from backprop_lab.core.article import (  # noqa: F401 (the article's numbers, re-exported)
     ARTICLE_ARCHITECTURE,
     ARTICLE_BIASES,
@@ -112,21 +120,23 @@ class DeltaStep(NamedTuple):
     layer: int
     sample: int
     net_input: float
-    dE_dout: float
-    dout_dnet: float
+    dE_dout: float | None
+    dout_dnet: float | None
     delta: float
     terms: tuple[DeltaTerm, ...] = ()
     straight_through_slope: float | None = None
 
 
 class ChainTerm(NamedTuple):
-    """A weight's chain rule for one sample of a batch."""
+    """A weight's chain rule for one sample of a batch; ``delta`` is ``∂E/∂net`` of the unit
+    (for a softmax output unit the only factor besides ``dnet_dw``: the others are None)."""
 
     sample: int
-    dE_dout: float
-    dout_dnet: float
+    dE_dout: float | None
+    dout_dnet: float | None
     dnet_dw: float
     product: float
+    delta: float | None = None
 
 
 class WeightStep(NamedTuple):
@@ -152,6 +162,8 @@ class WeightStep(NamedTuple):
     agrees: bool
     step: float = 0.0
     terms: tuple[ChainTerm, ...] = ()
+    # ∂E/∂net of the unit the weight feeds (one sample; None for a batch).
+    delta: float | None = None
 
 
 class StepExplanation(NamedTuple):
@@ -258,6 +270,8 @@ class _Pass(NamedTuple):
     dE_dout: list[jax.Array]
     straight_through: list[jax.Array | None]
     loss: jax.Array
+    # The output layer is a softmax: dE_dout[-1] holds its δ = ∂E/∂z, and slopes[-1] ones.
+    softmax_output: bool = False
 
 
 def _activation_slopes(activation: Activation, net_inputs: jax.Array) -> jax.Array:
@@ -275,11 +289,21 @@ def _chain_rule_pass(spec: TrainSpec, params: Params, inputs, targets) -> _Pass:
         return loss_fn(targets, predictions)
 
     net_inputs, outputs = forward_trace(params, inputs, activations)
-    slopes = [_activation_slopes(act, z) for act, z in zip(activations, net_inputs, strict=True)]
+    softmax = spec.architecture.output_activation in LAYERWISE_ACTIVATIONS
+    elementwise = activations[:-1] if softmax else activations
+    slopes = [_activation_slopes(act, z) for act, z in zip(elementwise, net_inputs, strict=False)]
     # Backwards through the layers: ∂E/∂out of the outputs is the loss derivative; a hidden
     # unit's is Σₖ δₖ·w(unit→k) over the units k of the next layer.
     dE_dout: list[jax.Array] = [jnp.zeros(())] * len(params)
-    dE_dout[-1] = jax.grad(loss_of_outputs)(outputs[-1])
+    if softmax:
+        # Softmax with cross-entropy: ∂E/∂zₖ = (ŷₖ·Σⱼyⱼ − yₖ)/B for a batch of B (the loss is
+        # the batch mean), taken whole as the output units' δ, with a slope of 1 beside it.
+        predictions = outputs[-1]
+        batch = predictions.shape[0]
+        dE_dout[-1] = (predictions * jnp.sum(targets, -1, keepdims=True) - targets) / batch
+        slopes.append(jnp.ones_like(predictions))
+    else:
+        dE_dout[-1] = jax.grad(loss_of_outputs)(outputs[-1])
     for layer in range(len(params) - 1, 0, -1):
         delta = dE_dout[layer] * slopes[layer]
         dE_dout[layer - 1] = delta @ params[layer].weights
@@ -288,7 +312,13 @@ def _chain_rule_pass(spec: TrainSpec, params: Params, inputs, targets) -> _Pass:
         for layer in range(len(params))
     ]
     return _Pass(
-        net_inputs, outputs, slopes, dE_dout, straight_through, loss_of_outputs(outputs[-1])
+        net_inputs,
+        outputs,
+        slopes,
+        dE_dout,
+        straight_through,
+        loss_of_outputs(outputs[-1]),
+        softmax,
     )
 
 
@@ -366,14 +396,16 @@ def _delta_steps(spec: TrainSpec, params: Params, chain: _Pass) -> tuple[DeltaSt
                     )
                     terms = tuple(t._replace(product=t.delta * t.weight) for t in terms)
                 ste = straight_through[layer]
+                # A softmax output unit's δ is ∂E/∂z itself, with no factors of its own.
+                whole = chain.softmax_output and not above
                 steps.append(
                     DeltaStep(
                         name=name,
                         layer=layer + 1,
                         sample=n + 1,
                         net_input=float(net[layer][n, j]),
-                        dE_dout=float(error[layer][n, j]),
-                        dout_dnet=float(slope[layer][n, j]),
+                        dE_dout=None if whole else float(error[layer][n, j]),
+                        dout_dnet=None if whole else float(slope[layer][n, j]),
                         delta=float(error[layer][n, j]) * float(slope[layer][n, j]),
                         terms=terms,
                         straight_through_slope=None if ste is None else float(ste[n, j]),
@@ -411,12 +443,19 @@ def _entry(tree: Params, layer: int, unit: int, source: int | None) -> float:
 
 
 def _chain_terms(chain: _Pass, layer: int, unit: int, signal: np.ndarray) -> tuple[ChainTerm, ...]:
-    """``∂E/∂out · ∂out/∂net · ∂net/∂w`` of one weight for each sample."""
+    """``∂E/∂out · ∂out/∂net · ∂net/∂w`` of one weight for each sample (``δ · ∂net/∂w`` into a
+    softmax output unit)."""
     error, slope = np.asarray(chain.dE_dout[layer]), np.asarray(chain.slopes[layer])
+    whole = chain.softmax_output and layer == len(chain.dE_dout) - 1
     terms = []
     for n in range(len(signal)):
         factors = float(error[n, unit]), float(slope[n, unit]), float(signal[n])
-        terms.append(ChainTerm(n + 1, *factors, factors[0] * factors[1] * factors[2]))
+        delta = factors[0] * factors[1]
+        product = factors[0] * factors[1] * factors[2]
+        if whole:
+            terms.append(ChainTerm(n + 1, None, None, factors[2], product, delta))
+        else:
+            terms.append(ChainTerm(n + 1, *factors, product, delta))
     return tuple(terms)
 
 
@@ -443,7 +482,7 @@ def _weight_steps(
                 updated = value - rate * gradient  # the article's arithmetic, w − η·∂E/∂w
             else:
                 updated = _entry(taken.params, layer, j, i)
-            single = terms[0] if len(terms) == 1 else ChainTerm(0, None, None, None, None)
+            single = terms[0] if len(terms) == 1 else ChainTerm(0, None, None, None, None, None)
             steps.append(
                 WeightStep(
                     name=name,
@@ -463,6 +502,7 @@ def _weight_steps(
                     ),
                     step=_entry(taken.updates, layer, j, i),
                     terms=terms if len(terms) > 1 else (),
+                    delta=single.delta,
                 )
             )
     return tuple(steps)

@@ -16,7 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backprop_lab.core.activations import ACTIVATION_NAMES, Activation, get_activation
+from backprop_lab.core.activations import (
+    ACTIVATION_NAMES,
+    LAYERWISE_ACTIVATIONS,
+    OUTPUT_ACTIVATION_NAMES,
+    Activation,
+    get_activation,
+)
 from backprop_lab.errors import BackpropLabError, invalid
 
 
@@ -69,12 +75,29 @@ def validate_architecture(architecture: Architecture) -> None:
                 f"layer size {size!r} at position {position} of {list(sizes)} is invalid; "
                 "every layer needs at least 1 unit"
             )
-    for key, name in (
-        ("model.hidden_activation", architecture.hidden_activation),
-        ("model.output_activation", architecture.output_activation),
-    ):
-        if name not in ACTIVATION_NAMES:
-            raise invalid(key, name, "choose one of " + ", ".join(ACTIVATION_NAMES))
+    hidden, output = architecture.hidden_activation, architecture.output_activation
+    if hidden in LAYERWISE_ACTIVATIONS:
+        raise invalid(
+            "model.hidden_activation",
+            hidden,
+            f"{hidden} turns a whole layer into class probabilities: use it as "
+            "model.output_activation, and an elementwise activation for the hidden units",
+        )
+    if hidden not in ACTIVATION_NAMES:
+        raise invalid(
+            "model.hidden_activation", hidden, "choose one of " + ", ".join(ACTIVATION_NAMES)
+        )
+    if output not in OUTPUT_ACTIVATION_NAMES:
+        raise invalid(
+            "model.output_activation", output, "choose one of " + ", ".join(OUTPUT_ACTIVATION_NAMES)
+        )
+    if output == "softmax" and sizes[-1] < 2:
+        raise invalid(
+            "model.output_activation",
+            output,
+            f"softmax over {sizes[-1]} output unit is always 1: it needs one output per class, "
+            "at least 2 (a class column is one-hot encoded: data.class_column)",
+        )
 
 
 def count_parameters(architecture: Architecture) -> int:

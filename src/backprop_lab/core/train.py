@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from backprop_lab.core.losses import LOSSES, epoch_metrics, get_loss
+from backprop_lab.core.losses import CATEGORICAL_LOSSES, LOSSES, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
     Params,
@@ -46,7 +46,13 @@ from backprop_lab.core.model import (
     layer_activations,
     validate_architecture,
 )
-from backprop_lab.core.optim import OPTIMIZER_NAMES, make_optimizer
+from backprop_lab.core.optim import (
+    OPTIMIZER_NAMES,
+    Schedule,
+    check_schedule,
+    make_optimizer,
+    scheduled_rate,
+)
 from backprop_lab.errors import BackpropLabError, invalid
 
 BATCHING_MODES: tuple[str, ...] = ("online", "shuffled", "minibatch", "full")
@@ -80,6 +86,8 @@ class TrainSpec(NamedTuple):
     # The program is vmapped over many cells (a grid): per-epoch metrics are then cheapest
     # reduced inside the loop; one network is faster emitting predictions (see run_chunk).
     batched: bool = False
+    # How the learning rate moves over the epochs; the run's rate is the schedule's peak.
+    schedule: Schedule = Schedule()
 
     @property
     def chunk_length(self) -> int:
@@ -177,7 +185,16 @@ def validate_spec(spec: TrainSpec) -> None:
         raise BackpropLabError(
             f"snapshot epochs must be distinct, sorted and within 0..{spec.epochs}: {snapshots[:8]}"
         )
+    check_schedule(spec.schedule, spec.epochs)
     arch = spec.architecture
+    softmax = arch.output_activation == "softmax"
+    if softmax != (spec.loss in CATEGORICAL_LOSSES):
+        raise invalid(
+            "loss" if softmax else "model.output_activation",
+            spec.loss if softmax else arch.output_activation,
+            "a softmax output and loss=cce go together: the softmax gives class probabilities "
+            "and cce scores them; set model.output_activation=softmax with loss=cce, or neither",
+        )
     if spec.method == "perceptron" and (
         len(arch.layer_sizes) != 2 or arch.output_activation != "threshold"
     ):
@@ -353,10 +370,30 @@ def _start(spec: TrainSpec, params: Params, learning_rate, key, data: Data):
     return state, initial_loss, initial_accuracy
 
 
+def epoch_hyperparams(spec: TrainSpec, hyperparams: dict[str, jax.Array], epoch_index):
+    """The hyperparameters epoch ``epoch_index`` (0-based) trains with: the carried ones,
+    with the schedule's rate for that epoch (``constant`` returns them untouched)."""
+    if spec.schedule.name == "constant":
+        return hyperparams
+    peak = hyperparams["learning_rate"]
+    rate = scheduled_rate(spec.schedule, spec.epochs, peak, epoch_index)
+    return {**hyperparams, "learning_rate": rate}
+
+
+def epoch_learning_rates(spec: TrainSpec, peak_rate, epochs: int | None = None) -> np.ndarray:
+    """The learning rate of each epoch (1 to ``epochs``) of a run at ``peak_rate``, as the
+    program computes it; ``peak_rate`` may be an array (a grid's rates: one row each)."""
+    epochs = spec.epochs if epochs is None else epochs
+    peak = jnp.asarray(peak_rate, jnp.asarray(0.0).dtype)[..., None]
+    rates = epoch_hyperparams(spec, {"learning_rate": peak}, jnp.arange(epochs))["learning_rate"]
+    return np.asarray(jnp.broadcast_to(rates, (*peak.shape[:-1], epochs)))
+
+
 def _train_epoch(spec: TrainSpec, direction, state: TrainState, epoch_index, data: Data):
     """One pass over the training set: a ``lax.scan`` over its batches."""
-    # Built around the run's (traced) learning rate: one program serves every rate.
-    optimizer = _optimizer(spec, state.hyperparams)
+    # Built around the run's (traced) learning rate, or the schedule's rate for this epoch
+    # from it: one program serves every rate.
+    optimizer = _optimizer(spec, epoch_hyperparams(spec, state.hyperparams, epoch_index))
 
     def step(carry, batch):
         params, opt_state = carry

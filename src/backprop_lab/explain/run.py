@@ -35,6 +35,7 @@ from backprop_lab.explain.sources import (
     cell_position,
     explain_batch,
     sample_index,
+    scheduled_rate_note,
     spec_settings,
     step_samples,
 )
@@ -327,8 +328,11 @@ def explain_run(
         raise BackpropLabError(
             f"--epoch {epoch} is out of range: run {run_id} trained epochs 1 to {total}"
         )
-    rate, seed = job.learning_rates[position[0]], job.seeds[position[1]]
+    rate, rate_note = scheduled_rate_note(job.spec, job.learning_rates[position[0]], epoch)
+    seed = job.seeds[position[1]]
     start = start_of_epoch(run, position, epoch)
+    if rate_note:
+        start = start._replace(notes=(*start.notes, rate_note))
     params, opt_state = start.params, start.opt_state
     if opt_state is None:
         opt_state = make_step_optimizer(job.spec, rate, params[0].weights.dtype).init(params)

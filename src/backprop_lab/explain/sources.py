@@ -174,6 +174,20 @@ def _initial_weights_note(cfg, seed: int) -> str:
     )
 
 
+def scheduled_rate_note(spec, peak_rate: float, epoch: int) -> tuple[float, str]:
+    """The learning rate epoch ``epoch`` (from 1) trains at, and a note saying so when a
+    schedule (``schedule.name``) makes it other than the configured peak."""
+    from backprop_lab.core.train import epoch_learning_rates
+
+    if spec.schedule.name == "constant":
+        return float(peak_rate), ""
+    rate = float(epoch_learning_rates(spec, peak_rate, epoch)[-1])
+    return rate, (
+        f"Learning rate of epoch {epoch}: η = {rate:.6g}, from the {spec.schedule.name} "
+        f"schedule with peak {float(peak_rate):g} (schedule.*)."
+    )
+
+
 def from_config(
     overrides: Sequence[str],
     *,
@@ -196,7 +210,11 @@ def from_config(
         notes.append(cell_note(job.learning_rates, job.seeds, position))
     elif cell is not None:
         raise BackpropLabError(f"--cell {cell}: this config is not a grid (no sweep.*)")
-    rate = job.learning_rates[position[0]] if learning_rate is None else learning_rate
+    if learning_rate is None:
+        rate, note = scheduled_rate_note(job.spec, job.learning_rates[position[0]], 1)
+        notes += [note] if note else []
+    else:
+        rate = learning_rate
     seed = job.seeds[position[1]]
     init_key, shuffle_key = seed_keys(seed)
     params = job.init_fn(init_key)

@@ -108,7 +108,14 @@ LOSS_SENTENCES = {
     "so ∂E/∂ŷₖ = −(yₖ − ŷₖ).",
     "mse": "E = (1/K) Σₖ (yₖ − ŷₖ)² over the K outputs, so ∂E/∂ŷₖ = −2(yₖ − ŷₖ)/K.",
     "bce": "E = −(1/K) Σₖ [yₖ log ŷₖ + (1 − yₖ) log(1 − ŷₖ)], so ∂E/∂ŷₖ = (ŷₖ − yₖ) / (K ŷₖ(1 − ŷₖ)).",
+    "cce": "E = −Σₖ yₖ log ŷₖ over the classes, with ŷ = softmax(z), so ∂E/∂ŷₖ = −yₖ/ŷₖ. Each ŷₖ "
+    "depends on every zⱼ of its layer, ∂ŷₖ/∂zⱼ = ŷₖ(1[k = j] − ŷⱼ), so a softmax unit has no "
+    "∂out/∂net of its own; the two multiply out to ∂E/∂zₖ = ŷₖ − yₖ (for a one-hot y), which is "
+    "taken whole as each output unit's δ.",
 }
+
+# The output units' δ when it is not ∂E/∂out · ∂out/∂net (a softmax output).
+SOFTMAX_DELTA = "ŷ − y (softmax with cross-entropy)"
 
 ACTIVATION_SENTENCES = {
     "sigmoid": "σ(z) = 1 / (1 + e^(−z)), and its slope is σ'(z) = σ(z)(1 − σ(z)), "
@@ -118,7 +125,14 @@ ACTIVATION_SENTENCES = {
     "relu": "relu(z) = max(0, z), so ∂out/∂net is 1 for z > 0 and 0 below: a unit with z < 0 "
     "passes no error back.",
     "threshold": "The threshold unit outputs 1 when z > θ and 0 otherwise.",
+    "softmax": "The softmax turns the output layer's net inputs into class probabilities, "
+    "ŷₖ = e^(zₖ) / Σⱼ e^(zⱼ), which add up to 1; the predicted class is the largest.",
 }
+
+
+def _softmax(explanation: StepExplanation) -> bool:
+    return explanation.architecture.output_activation == "softmax"
+
 
 _OPTIMIZER_RULES = {
     "momentum": "SGD with momentum (optax.sgd with momentum μ = {momentum:g}) keeps a velocity "
@@ -342,7 +356,7 @@ def _more_samples(explanation: StepExplanation) -> Paragraph:
 def _delta_terms(delta: DeltaStep, decimals: int) -> str:
     """``δo1·w(h1→o1) + … = (−0.0373)·0.3700 + …`` for a hidden unit."""
     if not delta.terms:
-        return "∂E/∂ŷ (the loss)"
+        return SOFTMAX_DELTA if delta.dE_dout is None else "∂E/∂ŷ (the loss)"
     symbols = " + ".join(f"δ{term.unit}·w({delta.name}→{term.unit})" for term in delta.terms)
     numbers = " + ".join(
         f"{signed(term.delta, decimals)}·{signed(term.weight, decimals)}" for term in delta.terms
@@ -385,13 +399,18 @@ def _backward_blocks(explanation: StepExplanation, context: Context, decimals: i
     fmt = lambda value: number(value, decimals)  # noqa: E731
     sgd = explanation.optimizer == "sgd"
     batch = explanation.batch_size > 1
-    factors = [] if batch else ["∂E/∂out", "∂out/∂net", "∂net/∂w"]
+    # Into a softmax output the chain is δ · ∂net/∂w, so every row shows it that way.
+    softmax = _softmax(explanation)
+    factors = ["δ = ∂E/∂net", "∂net/∂w"] if softmax else ["∂E/∂out", "∂out/∂net", "∂net/∂w"]
+    factors = [] if batch else factors
     headers = ["weight", "w", *factors, "Σ products" if batch else "product", "jax.grad", ""]
     headers += ["new w"] if sgd else []
     rows = []
     for step in explanation.backward:
         row = [step.name, fmt(step.value)]
-        if not batch:
+        if not batch and softmax:
+            row += [fmt(step.delta), fmt(step.dnet_dw)]
+        elif not batch:
             row += [fmt(step.dE_dout), fmt(step.dout_dnet), fmt(step.dnet_dw)]
         row += [fmt(step.chain_rule), fmt(step.gradient), "✓" if step.agrees else "✗"]
         rows.append(row + ([fmt(step.updated)] if sgd else []))
@@ -429,13 +448,14 @@ def _per_sample_blocks(
 ) -> list[Block]:
     """A batch's chain rule, one table per sample shown."""
     fmt = lambda value: number(value, decimals)  # noqa: E731
+    softmax = _softmax(explanation)
+    headers = ["weight", *(["δ"] if softmax else ["∂E/∂out", "∂out/∂net"]), "∂net/∂w", "product"]
     blocks: list[Block] = []
     for sample in range(1, _shown(explanation) + 1):
         rows = [
             [
                 step.name,
-                fmt(term.dE_dout),
-                fmt(term.dout_dnet),
+                *([fmt(term.delta)] if softmax else [fmt(term.dE_dout), fmt(term.dout_dnet)]),
                 fmt(term.dnet_dw),
                 fmt(term.product),
             ]
@@ -445,10 +465,10 @@ def _per_sample_blocks(
         ]
         blocks.append(
             Table(
-                ["weight", "∂E/∂out", "∂out/∂net", "∂net/∂w", "product"],
+                headers,
                 rows,
                 f"Chain rule, sample {context.sample_numbers[sample - 1]}",
-                numeric=(1, 2, 3, 4),
+                numeric=tuple(range(1, len(headers))),
             )
         )
     if explanation.batch_size > MAX_SAMPLES_SHOWN:
@@ -461,6 +481,11 @@ def _rule_blocks(explanation: StepExplanation, context: Context, decimals: int) 
         "Chain rule: ∂E/∂w = ∂E/∂out · ∂out/∂net · ∂net/∂w, for the unit the weight feeds.",
         LOSS_SENTENCES.get(explanation.loss_name, "∂E/∂ŷ is the loss's derivative."),
     ]
+    if _softmax(explanation):
+        sentences[0] = (
+            "Chain rule: ∂E/∂w = δ · ∂net/∂w for the unit the weight feeds, where δ = ∂E/∂net "
+            "is ∂E/∂out · ∂out/∂net for an elementwise unit, and ŷ − y for a softmax output unit."
+        )
     if len(explanation.architecture.layer_sizes) > 2:
         sentences.append(
             "A hidden unit feeds every unit k of the next layer, so ∂E/∂out = Σₖ δₖ·w(unit→k), "
@@ -491,7 +516,14 @@ def _worked_blocks(explanation: StepExplanation, decimals: int) -> list[Block]:
     # The first weight of each layer whose input is not 0 (so its product is not trivially 0).
     first = lambda steps: next((s for s in steps if s.dnet_dw), steps[0])  # noqa: E731
     output_step = first(by_layer[last_layer])
-    if explanation.loss_name == "half_sse":
+    if _softmax(explanation):
+        k = unit_names(explanation.architecture)[-1].index(output_step.unit)
+        lines.append(
+            f"δ{output_step.unit} = ∂E/∂z = ŷ{k + 1} − y{k + 1} = "
+            f"{fmt(units[output_step.unit].output)} − {fmt(explanation.targets[k])} = "
+            f"{fmt(output_step.delta)}"
+        )
+    elif explanation.loss_name == "half_sse":
         k = unit_names(explanation.architecture)[-1].index(output_step.unit)
         lines.append(
             f"∂E/∂{output_step.unit} = −(y{k + 1} − {output_step.unit}) = "
@@ -511,10 +543,13 @@ def _worked_blocks(explanation: StepExplanation, decimals: int) -> list[Block]:
 
 def _product_lines(step: WeightStep, explanation: StepExplanation, decimals: int) -> list[str]:
     fmt = lambda value: number(value, decimals)  # noqa: E731
-    lines = [
-        f"∂E/∂{step.name} = {signed(step.dE_dout, decimals)} × {signed(step.dout_dnet, decimals)} × "
-        f"{signed(step.dnet_dw, decimals)} = {fmt(step.chain_rule)}"
-    ]
+    factors = (
+        [step.delta, step.dnet_dw]
+        if step.dE_dout is None
+        else [step.dE_dout, step.dout_dnet, step.dnet_dw]
+    )
+    product = " × ".join(signed(factor, decimals) for factor in factors)
+    lines = [f"∂E/∂{step.name} = {product} = {fmt(step.chain_rule)}"]
     if explanation.optimizer == "sgd":
         lines.append(
             f"new {step.name} = {fmt(step.value)} − {explanation.learning_rate:g}·"

@@ -34,6 +34,8 @@ CURVE_POINTS = 60
 MAX_PLANE_POINTS = 2000
 # Thinning keeps at least this many snapshots before it drops cells.
 MIN_SNAPSHOTS = 8
+# A multi-class job brings at most this many samples for its confusion matrix.
+MAX_CLASS_SAMPLES = 500
 CURVE_NAMES = ("loss", "accuracy", "test_loss", "test_accuracy")
 
 
@@ -199,6 +201,28 @@ def _data(job: ExplorerJob) -> dict | None:
     }
 
 
+def _classes(job: ExplorerJob) -> dict | None:
+    """A softmax network's evaluation samples (the test split, else the training split) with
+    their classes, from which the page computes the confusion matrix and each class's
+    accuracy at every snapshot."""
+    dataset = job.dataset
+    if dataset is None or job.architecture.output_activation != "softmax":
+        return None
+    split = "test" if dataset.has_test else "training"
+    x, y = (
+        (dataset.x_test, dataset.y_test) if dataset.has_test else (dataset.x_train, dataset.y_train)
+    )
+    step = max(1, -(-len(x) // MAX_CLASS_SAMPLES))
+    x, y = np.asarray(x)[::step], np.asarray(y)[::step]
+    names = dataset.classes or tuple(str(k) for k in range(y.shape[1]))
+    return {
+        "names": [str(name) for name in names],
+        "split": split,
+        "x": encode_array(np.asarray(x, dtype=np.float32)),
+        "labels": [int(label) for label in np.argmax(y, axis=1)],
+    }
+
+
 def _curves(job: ExplorerJob, epochs: np.ndarray) -> dict[str, dict]:
     cells = job.cells
     curves = {}
@@ -270,5 +294,6 @@ def job_payload(job: ExplorerJob, thinning: Thinning) -> dict[str, Any]:
         "solved": [int(bool(v)) for v in np.ravel(job.solved)],
         "diverged_epoch": [int(v) for v in np.ravel(job.diverged_epoch)],
         "data": _data(job),
+        "classes": _classes(job),
         "notes": notes,
     }

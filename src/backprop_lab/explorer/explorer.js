@@ -64,11 +64,21 @@
     swish: (z) => z / (1 + Math.exp(-z)),
     hard_sigmoid: (z) => Math.min(1, Math.max(0, z / 6 + 0.5)),
   };
+  // Layer-wise activations map a whole layer's net inputs to its outputs: softmax turns them
+  // into class probabilities, e^(z_k - max z) / sum_j e^(z_j - max z), as jax.nn.softmax does.
+  const LAYERWISE = {
+    softmax: (z) => {
+      const top = Math.max(...z);
+      const out = z.map((value) => Math.exp(value - top));
+      const total = out.reduce((a, b) => a + b, 0);
+      return out.map((value) => value / total);
+    },
+  };
   // Activations whose output lies in [0, 1]: drawn as is; the others are squashed to fit.
-  const UNIT_RANGE = new Set(["threshold", "sigmoid", "hard_sigmoid"]);
+  const UNIT_RANGE = new Set(["threshold", "sigmoid", "hard_sigmoid", "softmax"]);
 
   function activation(name) {
-    const f = ACTIVATIONS[name];
+    const f = ACTIVATIONS[name] || LAYERWISE[name];
     if (!f) throw new Error("unknown activation " + name);
     return f;
   }
@@ -98,28 +108,60 @@
       layers,
       hidden: activation(job.hidden_activation),
       output: activation(job.output_activation),
+      outputLayerwise: job.output_activation in LAYERWISE,
       theta: job.theta,
     };
   }
 
-  // Every layer's outputs for one input (z = W x + b, then the layer's activation).
+  // Every layer's outputs for one input (z = W x + b, then the layer's activation: unit by
+  // unit, or on the whole layer for softmax).
   function trace(net, input) {
     const outputs = [];
     let signal = input;
     net.layers.forEach((layer, index) => {
-      const act = index === net.layers.length - 1 ? net.output : net.hidden;
-      const out = new Float64Array(layer.units);
+      const last = index === net.layers.length - 1;
+      const act = last ? net.output : net.hidden;
+      const z = new Float64Array(layer.units);
       for (let j = 0; j < layer.units; j++) {
-        let z = 0;
+        let sum = 0;
         const row = j * layer.inputs;
-        for (let i = 0; i < layer.inputs; i++) z += layer.weights[row + i] * signal[i];
-        if (layer.biases) z += layer.biases[j];
-        out[j] = act(z, net.theta);
+        for (let i = 0; i < layer.inputs; i++) sum += layer.weights[row + i] * signal[i];
+        if (layer.biases) sum += layer.biases[j];
+        z[j] = sum;
       }
+      const out = last && net.outputLayerwise ? act(z) : z.map((value) => act(value, net.theta));
       outputs.push(out);
       signal = out;
     });
     return outputs;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Classes (softmax networks): the confusion matrix of the page's evaluation samples.
+
+  function argmax(values) {
+    let best = 0;
+    for (let k = 1; k < values.length; k++) if (values[k] > values[best]) best = k;
+    return best;
+  }
+
+  // counts[true][predicted] and each class's accuracy (NaN for a class with no samples).
+  function confusion(job, net) {
+    const classes = job.classes;
+    const k = classes.names.length;
+    const features = job.layers[0];
+    const counts = Array.from({ length: k }, () => new Array(k).fill(0));
+    const input = new Float64Array(features);
+    classes.labels.forEach((label, n) => {
+      for (let i = 0; i < features; i++) input[i] = classes.x[n * features + i];
+      counts[label][argmax(forward(net, input))] += 1;
+    });
+    const accuracy = counts.map((row, c) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return total ? row[c] / total : NaN;
+    });
+    const right = counts.reduce((sum, row, c) => sum + row[c], 0);
+    return { counts, accuracy, overall: right / classes.labels.length };
   }
 
   function forward(net, input) {
@@ -742,10 +784,12 @@
       if (planeCanvas) row.append(planeCanvas);
       const diagram = canvas(compact ? 200 : 320, size, "diagram");
       row.append(diagram);
+      const classesCanvas = job.classes ? canvas(size, size, "classes") : null;
+      if (classesCanvas) row.append(classesCanvas);
       const curves = canvas(compact ? 410 : 630, compact ? 150 : 190, "curves");
       panel.append(title, status, row, curves);
       ui.views.append(panel);
-      return { item, status, plane: planeCanvas, diagram, curves, epoch: null, snapshot: null };
+      return { item, status, plane: planeCanvas, diagram, classes: classesCanvas, curves, epoch: null, snapshot: null };
     });
   }
 
@@ -767,7 +811,64 @@
         ", accuracy " + percent(accuracy) + " · " + verdict(job, cell);
       if (panel.plane) drawPlane(panel.plane, job, net, state.mode === "compare" ? 56 : 72);
       drawDiagram(panel.diagram, job, net);
+      if (panel.classes) drawClasses(panel.classes, job, net);
       drawCurves(panel.curves, job, cell, shownEpoch);
+    });
+  }
+
+  // The confusion matrix (true classes down, predicted across, shaded by each row's share)
+  // and, under it, each class's accuracy, recomputed from the snapshot's weights.
+  function drawClasses(node, job, net) {
+    const context = node.getContext("2d");
+    const size = node.width;
+    context.clearRect(0, 0, size, node.height);
+    context.font = "10px system-ui, sans-serif";
+    context.fillStyle = "#444";
+    if (!net) {
+      context.fillText("no snapshot of this cell in this page", 8, size / 2);
+      return;
+    }
+    const found = confusion(job, net);
+    const names = job.classes.names;
+    const k = names.length;
+    const left = 34;
+    const top = 16;
+    const barsHeight = 46;
+    const cellSize = Math.max(2, Math.min((size - left - 4) / k, (node.height - top - barsHeight - 30) / k));
+    context.textAlign = "left";
+    context.textBaseline = "alphabetic";
+    context.fillText(job.classes.split + " split: accuracy " + percent(found.overall) + " (rows: true class)", 0, 10);
+    for (let r = 0; r < k; r++) {
+      const total = found.counts[r].reduce((a, b) => a + b, 0) || 1;
+      for (let c = 0; c < k; c++) {
+        const share = found.counts[r][c] / total;
+        context.fillStyle = css(mix(WHITE, r === c ? BLUE : ORANGE, Math.min(1, share * (r === c ? 1 : 3))));
+        context.fillRect(left + c * cellSize, top + r * cellSize, cellSize - 1, cellSize - 1);
+        if (cellSize >= 16 && found.counts[r][c]) {
+          context.fillStyle = share > 0.6 ? "#fff" : "#222";
+          context.textAlign = "center";
+          context.textBaseline = "middle";
+          context.fillText(String(found.counts[r][c]), left + (c + 0.5) * cellSize, top + (r + 0.5) * cellSize);
+        }
+      }
+      context.fillStyle = "#444";
+      context.textAlign = "right";
+      context.textBaseline = "middle";
+      context.fillText(names[r].slice(0, 5), left - 3, top + (r + 0.5) * cellSize);
+    }
+    const barsTop = top + k * cellSize + 8;
+    context.textAlign = "left";
+    context.textBaseline = "alphabetic";
+    context.fillText("accuracy per class", 0, barsTop + 8);
+    found.accuracy.forEach((value, c) => {
+      const height = Number.isFinite(value) ? value * barsHeight : 0;
+      context.fillStyle = "#2b8a3e";
+      context.fillRect(left + c * cellSize, barsTop + 12 + barsHeight - height, Math.max(1, cellSize - 1), height);
+      if (cellSize >= 10) {
+        context.fillStyle = "#444";
+        context.textAlign = "center";
+        context.fillText(names[c].slice(0, 3), left + (c + 0.5) * cellSize, barsTop + barsHeight + 24);
+      }
     });
   }
 
@@ -1021,6 +1122,9 @@
         raw.param_cells.forEach((cell, row) => (job.paramRow[cell] = row));
         job.curves = {};
         for (const [name, spec] of Object.entries(raw.curves)) job.curves[name] = await decodeArray(spec);
+        if (raw.classes) {
+          job.classes = Object.assign({}, raw.classes, { x: await decodeArray(raw.classes.x) });
+        }
         job.points = null;
         if (raw.data) {
           job.points = {};
@@ -1059,6 +1163,7 @@
     info: () => jobs.map((job) => ({
       name: job.name, label: job.label, cells: job.cells, layers: job.layers.slice(),
       snapshot_epochs: job.snapshot_epochs.slice(), param_cells: job.param_cells.slice(), plane: job.points !== null && job.layers[0] === 2,
+      classes: job.classes ? job.classes.names.slice() : null,
     })),
     // The outputs the page computes for `points` ([[x1, x2, ...], ...]) with the parameters of
     // cell `cell` of job `jobIndex` at its snapshot number `snapshot`.
@@ -1066,6 +1171,13 @@
       const net = network(jobs[jobIndex], cell, snapshot);
       if (!net) throw new Error("no snapshot " + snapshot + " of cell " + cell);
       return points.map((point) => Array.from(forward(net, Float64Array.from(point))));
+    },
+    // The confusion matrix and per-class accuracy the page draws for that cell and snapshot.
+    confusion: (cell, snapshot, jobIndex = state.job) => {
+      const job = jobs[jobIndex];
+      const net = network(job, cell, snapshot);
+      if (!net || !job.classes) throw new Error("no classes or no snapshot " + snapshot + " of cell " + cell);
+      return confusion(job, net);
     },
     selectJob,
     selectCell,

@@ -23,11 +23,14 @@ from backprop_lab.report.blocks import (
     render_html,
     render_markdown,
 )
+from backprop_lab.report.classes import confusion_blocks, is_multiclass, test_accuracy_figure
 from backprop_lab.report.findings import (
     comparison_findings,
     grid_summary_finding,
     regime_finding,
     single_findings,
+    test_accuracy_finding,
+    test_comparison_findings,
 )
 from backprop_lab.report.formats import fmt_time
 from backprop_lab.report.jobs import Job, load_job, report_settings
@@ -183,9 +186,12 @@ def _collect_findings(jobs: list[Job], job_noun: str) -> Findings:
             regime = regime_finding(job, several)
             regimes += [regime] if regime else []
             shown += [regime] if regime else []
+            held_out = test_accuracy_finding(job, several) if is_multiclass(job) else None
+            shown += [held_out] if held_out else []
         elif job.history is not None:
             shown += single_findings(job, several)
     comparison = comparison_findings(jobs, job_noun)
+    comparison += test_comparison_findings(list(filter(is_multiclass, jobs)), job_noun)
     shown += comparison
     worked: list[Block] = []
     for job in filter(has_worked_example, jobs):
@@ -250,7 +256,22 @@ def _job_sections(jobs: list[Job], figure_dir: Path) -> list[Block]:
         figures = report_figures.job_figures(job, index, figure_dir)
         if figures:
             blocks.append(Figures(figures))
+        blocks += confusion_blocks(job, index, figure_dir)
     return blocks
+
+
+def _test_accuracy(name: str, grids: list[Job], job_noun: str, figure_dir: Path, problems):
+    """Multi-class grids: final test accuracy against the learning rate, every job on one
+    figure."""
+    figure = test_accuracy_figure(
+        problems, [job for job in grids if is_multiclass(job)], figure_dir, name, job_noun
+    )
+    if figure is None:
+        return []
+    return [
+        Heading(2, "Test accuracy against the learning rate", "test-accuracy"),
+        Figures([figure]),
+    ]
 
 
 def pick_headline(findings: Findings, choice: str) -> str:
@@ -283,6 +304,9 @@ def build_blocks(
     )
     if len(singles) > 1:
         comparison += [Heading(2, "Single runs", "single-runs"), single_table(singles)]
+    comparison += _test_accuracy(
+        selection.experiment_name, grids, settings.job_noun, figure_dir, problems
+    )
     sections = _job_sections(jobs, figure_dir)
     blocks = [
         *_title(selection, jobs, uri),
@@ -322,7 +346,8 @@ def explorer_link(jobs: int) -> Paragraph:
             "Explorer: ",
             Link("explorer.html", "explorer.html", "explorer.html"),
             f" shows every cell of {'every job' if jobs > 1 else 'the run'} learning, epoch by "
-            "epoch: the output over the input plane, the network and the curves, recomputed in "
+            "epoch: the output over the input plane (two inputs) or the per-class accuracy "
+            "and confusion matrix (several classes), the network and the curves, recomputed in "
             "the browser from the snapshots of the runs. One self-contained file; it opens "
             "offline.",
         )

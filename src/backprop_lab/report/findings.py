@@ -167,3 +167,61 @@ def comparison_findings(jobs: Sequence[Job], job_noun: str) -> list[str]:
     ]
     keys = varied_keys(grids)
     return found + (_means_by_key(scored, keys) if len(keys) > 1 else [])
+
+
+def test_accuracy_finding(job: Job, several: bool) -> str | None:
+    """Where held-out accuracy peaks across the rates, and what it is at the two ends."""
+    grid, rows = job.grid, job.rate_rows
+    best = analysis.best_test_rate_index(rows)
+    if best is None or not has_test(grid):
+        return None
+    cell = analysis.best_test_cell(grid, rows)
+    top = float(np.nan_to_num(grid["test_accuracy"][cell[0], cell[1], -1], nan=0.0))
+    text = (
+        f"{_prefix(job, several)}median test accuracy peaks at "
+        f"{fmt_percent(rows[best].median_test_accuracy, 1)} at learning rate "
+        f"{fmt_rate(rows[best].rate)} (best seed there {fmt_percent(top, 1)})"
+    )
+    if len(rows) > 2:
+        text += (
+            f"; {fmt_percent(rows[0].median_test_accuracy, 1)} at the smallest rate "
+            f"{fmt_rate(rows[0].rate)} and {fmt_percent(rows[-1].median_test_accuracy, 1)} at the "
+            f"largest {fmt_rate(rows[-1].rate)}"
+        )
+    return text
+
+
+def test_comparison_findings(jobs: Sequence[Job], job_noun: str) -> list[str]:
+    """Jobs with a test split side by side: each one's peak median test accuracy, and at how
+    many shared rates one beats the other (two jobs)."""
+    grids = [
+        job for job in jobs if job.kind == "grid" and job.grid is not None and has_test(job.grid)
+    ]
+    if len(grids) < 2:
+        return []
+    peaks = []
+    for job in grids:
+        best = analysis.best_test_rate_index(job.rate_rows)
+        if best is None:
+            return []
+        row = job.rate_rows[best]
+        peaks.append(
+            f"{job.label} {fmt_percent(row.median_test_accuracy, 1)} (learning rate {fmt_rate(row.rate)})"
+        )
+    found = [f"peak median test accuracy by {job_noun}: " + "; ".join(peaks)]
+    first, second = grids[0], grids[1]
+    rates = np.asarray(first.grid["learning_rates"])
+    if len(grids) == 2 and np.array_equal(rates, np.asarray(second.grid["learning_rates"])):
+        a = np.array([row.median_test_accuracy for row in first.rate_rows])
+        b = np.array([row.median_test_accuracy for row in second.rate_rows])
+        ahead, behind = int(np.sum(b > a)), int(np.sum(b < a))
+        found.append(
+            f"{second.label} has the higher median test accuracy at {ahead} of {len(rates)} "
+            f"learning rates, {first.label} at {behind}"
+            + (
+                f", and they tie at {len(rates) - ahead - behind}"
+                if len(rates) - ahead - behind
+                else ""
+            )
+        )
+    return found

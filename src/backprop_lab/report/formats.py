@@ -11,7 +11,9 @@ def fmt_number(value: float | None, decimals: int = 4) -> str:
     if value is None or not math.isfinite(float(value)):
         return "—"
     value = float(value)
-    if value != 0 and (abs(value) < 10 ** -(decimals - 1) or abs(value) >= 1e5):
+    # With no decimals (epoch counts) nothing is too small to show: 9 stays 9, not 9e+00.
+    tiny = decimals > 0 and abs(value) < 10 ** -(decimals - 1)
+    if value != 0 and (tiny or abs(value) >= 1e5):
         return f"{value:.{max(decimals - 2, 1)}e}"
     text = f"{value:.{decimals}f}"
     # "-0.0000" reads as a sign error: show 0.
@@ -28,10 +30,10 @@ def fmt_rate(rate: float) -> str:
     return f"{float(rate):.3g}"
 
 
-def fmt_percent(fraction: float | None) -> str:
+def fmt_percent(fraction: float | None, decimals: int = 0) -> str:
     if fraction is None or not math.isfinite(float(fraction)):
         return "—"
-    return f"{100 * float(fraction):.0f}%"
+    return f"{100 * float(fraction):.{decimals}f}%"
 
 
 def fmt_time(milliseconds: int | None) -> str:
