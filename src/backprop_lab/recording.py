@@ -143,6 +143,20 @@ def write_history_csv(path: Path, history: dict[str, np.ndarray], block: int = 6
 STOPPED_CSV_MAX_EPOCHS = 500_000
 
 
+# A stopped run skips its explorer past this many cell-epochs (seconds of work while someone
+# waits); `bplab-view RUN_ID` builds it later from the recorded artifacts.
+STOPPED_EXPLORER_MAX_VALUES = 5_000_000
+
+
+def _explorer_unless_waited_for(record, job, cells, trajectory, cell_epochs: int) -> None:
+    if record.status == "KILLED" and cell_epochs > STOPPED_EXPLORER_MAX_VALUES:
+        record.tags[TAG_PREFIX + "explorer_skipped"] = (
+            "the run was stopped early; bplab-view RUN_ID builds its explorer"
+        )
+        return
+    record_explorer(record, job, cells, trajectory)
+
+
 def _write_history(record: RunRecord, files: FileWriter, history: dict[str, np.ndarray]) -> None:
     count = len(next(iter(history.values())))
     if record.status == "KILLED" and count > STOPPED_CSV_MAX_EPOCHS:
@@ -182,7 +196,7 @@ def record_single(record: RunRecord, cfg: DictConfig, job, result, files: FileWr
         job.learning_rates[0], job.seeds[0], summary.initial_loss, summary.solved,
         summary.diverged_epoch,
     )  # fmt: skip
-    record_explorer(record, job, cells, trajectory)
+    _explorer_unless_waited_for(record, job, cells, trajectory, done)
     if cfg.tracking.plots:
         record_boundary_images(record, job.architecture, job.dataset, trajectory)
     return Outcome(
@@ -302,7 +316,9 @@ def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter
     files.submit(write_trajectory, folder, trajectory)
     curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
     view = {**arrays, **curves}
-    record_explorer(record, job, view, trajectory)
+    _explorer_unless_waited_for(
+        record, job, view, trajectory, done * len(view["seeds"]) * len(view["learning_rates"])
+    )
     _write_cells_table(folder / "cells.csv", view)
     rows = analysis.rate_rows(view)
     summary = analysis.grid_summary(view, rows)
