@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_tracking.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_mlp.py
 	$(BIN)/python benchmarks/bench_digits.py
 
 tracking-server: $(STAMP)  ## PostgreSQL-backed MLflow server on 127.0.0.1

@@ -103,5 +103,7 @@ def test_a_constant_rate_records_no_rate_curve(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = pipeline.execute(_compose([*IRIS, f"tracking.uri={uri}"]), output_dir=tmp_path)
     client = MlflowClient(uri)
-    assert client.get_metric_history(summary.run_id, "learning_rate") == []
+    # One point (step 0, so the UI can chart against the rate), not a curve.
+    history = client.get_metric_history(summary.run_id, "learning_rate")
+    assert [(point.step, point.value) for point in history] == [(0, pytest.approx(PEAK))]
     assert client.get_run(summary.run_id).data.params["schedule.name"] == "constant"

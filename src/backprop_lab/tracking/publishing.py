@@ -92,8 +92,21 @@ def create_run(record: RunRecord) -> str:
     record.run_id = run.info.run_id
     params = [Param(key, value) for key, value in record.params.items()]
     mlflow_client.log_batch(record.run_id, params=params)
-    native.log_inputs(mlflow_client, record.run_id, record.inputs)
+    _log_inputs(mlflow_client, uri, record)
     return record.run_id
+
+
+def _log_inputs(mlflow_client, uri: str, record: RunRecord) -> None:
+    """MLflow's ``log_inputs`` looks a data set up, then adds it: processes starting together
+    on one experiment race there (a unique-constraint error). One process at a time on a local
+    store; elsewhere, the loser tries again and finds the winner's row."""
+    with store_lock(uri):
+        try:
+            native.log_inputs(mlflow_client, record.run_id, record.inputs)
+        except Exception as error:
+            if "unique" not in str(error).lower():
+                raise
+            native.log_inputs(mlflow_client, record.run_id, record.inputs)
 
 
 def publish_metrics(record: RunRecord, *, known_running: bool = False) -> None:

@@ -227,19 +227,19 @@ def _insert_inputs(connection, experiment_id: int, run_id: str, inputs, datasets
     for item in inputs:
         key = (item["name"], item["digest"])
         if key not in datasets:
+            # INSERT OR IGNORE, then read back: processes starting together on one experiment
+            # may add the same data set at once (it is unique per experiment, name and digest).
+            connection.execute(
+                f"INSERT OR IGNORE INTO datasets ({', '.join(_DATASETS_COLUMNS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (uuid.uuid4().hex, experiment_id, *key, item["source_type"], item["source"],
+                 item["schema"], item["profile"]),
+            )  # fmt: skip
             found = connection.execute(
                 "SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? "
                 "AND digest = ?",
                 (experiment_id, *key),
             ).fetchone()
-            if found is None:
-                found = (uuid.uuid4().hex,)
-                connection.execute(
-                    f"INSERT INTO datasets ({', '.join(_DATASETS_COLUMNS)}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (found[0], experiment_id, *key, item["source_type"], item["source"],
-                     item["schema"], item["profile"]),
-                )  # fmt: skip
             datasets[key] = found[0]
         input_uuid = uuid.uuid4().hex
         connection.execute(
