@@ -141,6 +141,44 @@ def test_a_database_file_that_is_not_sqlite_is_refused_before_training(tmp_path)
     assert not (tmp_path / "outputs").exists()
 
 
+def test_someone_elses_sqlite_database_is_refused_and_left_as_it_was(tmp_path):
+    import sqlite3
+
+    theirs = tmp_path / "theirs.db"
+    connection = sqlite3.connect(theirs)
+    connection.execute("CREATE TABLE foo (x)")
+    connection.commit()
+    connection.close()
+    before = theirs.read_bytes()
+    done = _train(tmp_path, "experiment=xor_mlp", *QUICK, store=theirs)
+    _refused(done, "is an SQLite database but not an MLflow store")
+    assert theirs.read_bytes() == before
+    assert not (tmp_path / "outputs").exists()
+
+
+STORE_URIS = [
+    ("sqlite://", "in-memory database"),
+    ("http://[::1", "not a valid address"),
+    ("mysql://u:p@127.0.0.1:1/db", "is not installed"),
+    ("sqlite:////dev/null", "/dev/null is not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("uri", "fragment"), STORE_URIS, ids=[u for u, _ in STORE_URIS])
+def test_an_unusable_store_uri_is_one_line_in_train_and_sync(tmp_path, uri, fragment):
+    done = subprocess.run(
+        [command("bplab-train"), "experiment=xor_mlp", *QUICK, f"tracking.uri='{uri}'"],
+        capture_output=True, text=True, cwd=tmp_path, env=environment(), timeout=300,
+    )  # fmt: skip
+    _refused(done, fragment)
+    assert not (tmp_path / "outputs").exists()
+    done = subprocess.run(
+        [command("bplab-sync"), "--check", "--tracking-uri", uri],
+        capture_output=True, text=True, cwd=tmp_path, env=environment(), timeout=300,
+    )  # fmt: skip
+    _refused(done, fragment, program="bplab-sync")
+
+
 def test_hydra_callbacks_cannot_run_arbitrary_callables(tmp_path):
     victim = tmp_path / "victim.txt"
     for overrides in (
