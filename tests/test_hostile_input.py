@@ -73,6 +73,24 @@ BAD_OVERRIDES = [
     (["name=../../escape"], "name="),
     (["experiment=playground", "optimizer.learning_rate=0.003"], "would be ignored"),
     (["experiment=learning_rates", "seed=3"], "would be ignored"),
+    (["model.initial_biases=[[1,2,3]]"], "used only with model.initial_weights"),
+    (
+        [
+            "experiment=seed_example",
+            "model.use_bias=false",
+            "model.initial_weights=[[[1,1],[1,1]],[[1,1],[1,1]]]",
+        ],
+        "model.use_bias=false has no biases",
+    ),  # fmt: skip
+    (["data.test_fraction=0.9999"], "data=xor trains on all of its 4 rows"),
+    (
+        ["data=moons", "data.num_samples=10", "data.test_fraction=0.01"],
+        "of 10 rows rounds to no test rows",
+    ),
+    (
+        ["data=moons", "data.num_samples=10", "data.test_fraction=0.99"],
+        "all 10 rows would be for testing",
+    ),
 ]
 
 

@@ -121,7 +121,7 @@ def test_make_dataset_passes_options():
         ({"num_samples": 1}, r"num_samples=1 must be at least 2"),
         ({"noise": -0.1}, r"noise=-0.1 must be >= 0"),
         ({"test_fraction": 1.0}, r"test_fraction=1.0 must be in \[0, 1\)"),
-        ({"num_samples": 2, "test_fraction": 0.9}, r"leaves no training samples out of 2"),
+        ({"num_samples": 2, "test_fraction": 0.9}, r"leaves no training rows: all 2 rows"),
     ],
 )
 def test_playground_rejects_bad_options(options, message):
@@ -273,3 +273,10 @@ def test_a_device_or_a_pipe_as_a_csv_file_is_named_what_it_is(tmp_path):
     for path in ("/dev/zero", "/dev/urandom", fifo):
         with pytest.raises(BackpropLabError, match="is not a regular file"):
             load_csv(path, ["x"], ["y"])
+
+
+def test_a_test_fraction_that_splits_off_nothing_or_everything_is_refused_with_the_counts():
+    with pytest.raises(BackpropLabError, match="of 10 rows rounds to no test rows"):
+        playground("moons", num_samples=10, test_fraction=0.01)
+    with pytest.raises(BackpropLabError, match="leaves no training rows: all 10 rows"):
+        playground("moons", num_samples=10, test_fraction=0.99)

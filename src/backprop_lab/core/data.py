@@ -132,11 +132,18 @@ def _split(
     order = rng.permutation(len(x))
     x, y = x[order].astype(np.float32), y[order].astype(np.float32)
     num_test = int(round(test_fraction * len(x)))
+    if num_test == 0 and test_fraction > 0:
+        # Asking for a test split and silently getting none would be an unseen no-op.
+        raise BackpropLabError(
+            f"data.test_fraction={test_fraction} of {len(x)} rows rounds to no test rows; give "
+            f"at least {1 / len(x):.3g} (one row), or 0 for no test split"
+        )
     if num_test == 0:
         return Dataset(name, x, y)
     if num_test >= len(x):
         raise BackpropLabError(
-            f"test_fraction={test_fraction} leaves no training samples out of {len(x)}"
+            f"data.test_fraction={test_fraction} leaves no training rows: all {len(x)} rows "
+            f"would be for testing; give at most {(len(x) - 1) / len(x):.3g}"
         )
     return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test])
 
