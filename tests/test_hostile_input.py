@@ -262,6 +262,45 @@ def test_rerun_of_a_failed_run_says_it_failed(tmp_path):
     _refused(done, "is FAILED", program="bplab-rerun")
 
 
+def test_rerun_and_view_leave_no_temporary_folder(tmp_path):
+    run = _finished_run(tmp_path)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for argv in (
+        [command("bplab-rerun"), run.info.run_id, "--tracking-uri", store],
+        [command("bplab-view"), run.info.run_id, "--tracking-uri", store,
+         "--out", str(tmp_path / "view.html")],
+    ):  # fmt: skip
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=environment(TMPDIR=str(temporary))
+        )
+        assert done.returncode == 0, done.stderr
+    assert list(temporary.iterdir()) == []
+
+
+def test_sigterm_still_removes_a_commands_temporary_folder(tmp_path):
+    import signal
+    import sys
+
+    script = (
+        "import tempfile, time\n"
+        "from backprop_lab.interrupt import sigterm_unwinds\n"
+        "with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix='bplab-view-') as folder:\n"
+        "    print(folder, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+        env=environment(TMPDIR=str(tmp_path)),
+    )  # fmt: skip
+    folder = Path(process.stdout.readline().strip())
+    assert folder.is_dir()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    assert not folder.exists()
+
+
 def test_rerun_refuses_an_object_array_in_grid_npz_without_unpickling(tmp_path):
     run = _finished_run(tmp_path, "sweep.learning_rates=[0.5,1]", "sweep.seeds=2")
     grid = Path(run.info.artifact_uri.removeprefix("file://")) / "grid.npz"
