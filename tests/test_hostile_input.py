@@ -83,6 +83,24 @@ BAD_OVERRIDES = [
         ["data=digits", "model.output_activation=softmax", "loss=cce", "model.output_size=9"],
         "has 10 target(s)",
     ),
+    (["model.initial_biases=[[1,2,3]]"], "used only with model.initial_weights"),
+    (
+        [
+            "experiment=seed_example",
+            "model.use_bias=false",
+            "model.initial_weights=[[[1,1],[1,1]],[[1,1],[1,1]]]",
+        ],
+        "model.use_bias=false has no biases",
+    ),  # fmt: skip
+    (["data.test_fraction=0.9999"], "data=xor trains on all of its 4 rows"),
+    (
+        ["data=moons", "data.num_samples=10", "data.test_fraction=0.01"],
+        "of 10 rows rounds to no test rows",
+    ),
+    (
+        ["data=moons", "data.num_samples=10", "data.test_fraction=0.99"],
+        "all 10 rows would be for testing",
+    ),
 ]
 
 
@@ -162,6 +180,44 @@ def test_a_database_file_that_is_not_sqlite_is_refused_before_training(tmp_path)
     assert not (tmp_path / "outputs").exists()
 
 
+def test_someone_elses_sqlite_database_is_refused_and_left_as_it_was(tmp_path):
+    import sqlite3
+
+    theirs = tmp_path / "theirs.db"
+    connection = sqlite3.connect(theirs)
+    connection.execute("CREATE TABLE foo (x)")
+    connection.commit()
+    connection.close()
+    before = theirs.read_bytes()
+    done = _train(tmp_path, "experiment=xor_mlp", *QUICK, store=theirs)
+    _refused(done, "is an SQLite database but not an MLflow store")
+    assert theirs.read_bytes() == before
+    assert not (tmp_path / "outputs").exists()
+
+
+STORE_URIS = [
+    ("sqlite://", "in-memory database"),
+    ("http://[::1", "not a valid address"),
+    ("mysql://u:p@127.0.0.1:1/db", "is not installed"),
+    ("sqlite:////dev/null", "/dev/null is not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("uri", "fragment"), STORE_URIS, ids=[u for u, _ in STORE_URIS])
+def test_an_unusable_store_uri_is_one_line_in_train_and_sync(tmp_path, uri, fragment):
+    done = subprocess.run(
+        [command("bplab-train"), "experiment=xor_mlp", *QUICK, f"tracking.uri='{uri}'"],
+        capture_output=True, text=True, cwd=tmp_path, env=environment(), timeout=300,
+    )  # fmt: skip
+    _refused(done, fragment)
+    assert not (tmp_path / "outputs").exists()
+    done = subprocess.run(
+        [command("bplab-sync"), "--check", "--tracking-uri", uri],
+        capture_output=True, text=True, cwd=tmp_path, env=environment(), timeout=300,
+    )  # fmt: skip
+    _refused(done, fragment, program="bplab-sync")
+
+
 def test_hydra_callbacks_cannot_run_arbitrary_callables(tmp_path):
     victim = tmp_path / "victim.txt"
     for overrides in (
@@ -225,6 +281,45 @@ def test_rerun_of_a_failed_run_says_it_failed(tmp_path):
         capture_output=True, text=True, env=environment(),
     )  # fmt: skip
     _refused(done, "is FAILED", program="bplab-rerun")
+
+
+def test_rerun_and_view_leave_no_temporary_folder(tmp_path):
+    run = _finished_run(tmp_path)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for argv in (
+        [command("bplab-rerun"), run.info.run_id, "--tracking-uri", store],
+        [command("bplab-view"), run.info.run_id, "--tracking-uri", store,
+         "--out", str(tmp_path / "view.html")],
+    ):  # fmt: skip
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=environment(TMPDIR=str(temporary))
+        )
+        assert done.returncode == 0, done.stderr
+    assert list(temporary.iterdir()) == []
+
+
+def test_sigterm_still_removes_a_commands_temporary_folder(tmp_path):
+    import signal
+    import sys
+
+    script = (
+        "import tempfile, time\n"
+        "from backprop_lab.interrupt import sigterm_unwinds\n"
+        "with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix='bplab-view-') as folder:\n"
+        "    print(folder, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+        env=environment(TMPDIR=str(tmp_path)),
+    )  # fmt: skip
+    folder = Path(process.stdout.readline().strip())
+    assert folder.is_dir()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    assert not folder.exists()
 
 
 def test_rerun_refuses_an_object_array_in_grid_npz_without_unpickling(tmp_path):

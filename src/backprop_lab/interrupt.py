@@ -68,6 +68,27 @@ class StopRequest:
         return EXIT_STATUS.get(self.signal, 1)
 
 
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM exits through Python (status 143) instead of killing the
+    process at once, so ``finally`` blocks run and temporary folders are removed.
+
+    A no-op off the main thread, where Python cannot set signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: Any) -> None:
+        raise SystemExit(EXIT_STATUS[signal.SIGTERM])
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # Set once any job of this process was stopped by a signal, or the launcher was: the sweep
 # starts no further job.
 sweep_stop = StopRequest()

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from backprop_lab.errors import BackpropLabError
+from backprop_lab.interrupt import sigterm_unwinds
 
 PROG = "bplab-rerun"
 
 
-def load_run_config(tracking_uri: str, run_id: str):
-    """The run and its resolved config, validated against the schema."""
+def load_run_config(tracking_uri: str, run_id: str, folder: Path):
+    """The run and its resolved config, validated against the schema (downloaded to
+    ``folder``)."""
     from backprop_lab import tracking
     from backprop_lab.tracking.artifacts import (
         UnreadableArtifact,
@@ -29,7 +31,6 @@ def load_run_config(tracking_uri: str, run_id: str):
     run, kind = finished_training_run(
         mlflow_client, run_id, tracking_uri, "has final weights to reproduce", "its grid parent"
     )
-    folder = Path(tempfile.mkdtemp(prefix="bplab-rerun-"))
     try:
         path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
     except Exception:
@@ -40,7 +41,7 @@ def load_run_config(tracking_uri: str, run_id: str):
         cfg = read_config(Path(path))
     except UnreadableArtifact as error:
         raise BackpropLabError(f"run {run_id}: {error}") from None
-    return run, cfg, folder
+    return run, cfg
 
 
 def logged_weights(
@@ -89,9 +90,12 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_store_exists(uri)
-    run, cfg, folder = load_run_config(uri, run_id)
-    kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-    expected = logged_weights(uri, run_id, kind, folder)
+    # The downloads are read into memory and their folder removed before training, also when
+    # the command is ended by SIGTERM (each rerun used to leave one in /tmp).
+    with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="bplab-rerun-") as folder:
+        run, cfg = load_run_config(uri, run_id, Path(folder))
+        kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
+        expected = logged_weights(uri, run_id, kind, Path(folder))
     tags = run.data.tags
     logged_path = tags.get(tracking.TAG_PREFIX + "data_path")
     if cfg.data.path and logged_path and not Path(cfg.data.path).is_file():

@@ -213,6 +213,8 @@ BAD_VALUES = [
     ("sweep.seeds=0", "sweep.seeds"),
     ("sweep.learning_rates=[0.5,-1.0]", "sweep.learning_rates"),
     ("training.method=perceptron", "training.method=perceptron"),
+    # Biases without weights, or without a bias to set, would be dropped unseen.
+    ("model.initial_biases=[[1,2,3]]", "model.initial_biases"),
 ]
 
 

@@ -121,7 +121,7 @@ def test_make_dataset_passes_options():
         ({"num_samples": 1}, r"num_samples=1 must be at least 2"),
         ({"noise": -0.1}, r"noise=-0.1 must be >= 0"),
         ({"test_fraction": 1.0}, r"test_fraction=1.0 must be in \[0, 1\)"),
-        ({"num_samples": 2, "test_fraction": 0.9}, r"leaves no training samples out of 2"),
+        ({"num_samples": 2, "test_fraction": 0.9}, r"leaves no training rows: all 2 rows"),
     ],
 )
 def test_playground_rejects_bad_options(options, message):
@@ -238,3 +238,46 @@ def test_csv_missing_file_and_empty_files(tmp_path):
         match=r"needs data.feature_columns and either data.target_columns or data.class_column",
     ):
         load_csv(_write(tmp_path, "x,y\n1,2\n"), [], ["y"])
+
+
+def test_csv_missing_column_lists_only_the_start_of_a_huge_header(tmp_path):
+    names = [f"column_{i}" for i in range(5000)]
+    path = _write(tmp_path, ",".join(names) + "\n" + ",".join("1" * 5000) + "\n")
+    with pytest.raises(BackpropLabError) as caught:
+        load_csv(path, ["nope"], ["column_1"])
+    message = str(caught.value)
+    assert message.endswith("column_9, \u2026 (5,000 columns)"), message
+    assert "column_10" not in message
+    # One enormous name (or a file like /proc/self/environ) is cut at ~200 characters.
+    path = _write(tmp_path, "secret=" + "x" * 10_000 + "\x00more\n1\n")
+    with pytest.raises(BackpropLabError) as caught:
+        load_csv(path, ["nope"], ["y"])
+    assert len(str(caught.value)) < 400 and "\x00" not in str(caught.value)
+
+
+def test_a_csv_with_very_many_columns_loads_in_linear_time(tmp_path):
+    import time
+
+    count = 50_000  # the quadratic header check took about a minute here; now milliseconds
+    path = _write(tmp_path, ",".join(f"c{i}" for i in range(count)) + "\n" + "1," * count + "\n")
+    started = time.perf_counter()
+    dataset = load_csv(path, ["c0", "c1"], [f"c{count - 1}"])
+    assert dataset.x_train.shape == (1, 2)
+    assert time.perf_counter() - started < 5
+
+
+def test_a_device_or_a_pipe_as_a_csv_file_is_named_what_it_is(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", "/dev/urandom", fifo):
+        with pytest.raises(BackpropLabError, match="is not a regular file"):
+            load_csv(path, ["x"], ["y"])
+
+
+def test_a_test_fraction_that_splits_off_nothing_or_everything_is_refused_with_the_counts():
+    with pytest.raises(BackpropLabError, match="of 10 rows rounds to no test rows"):
+        playground("moons", num_samples=10, test_fraction=0.01)
+    with pytest.raises(BackpropLabError, match="leaves no training rows: all 10 rows"):
+        playground("moons", num_samples=10, test_fraction=0.99)

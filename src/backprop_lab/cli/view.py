@@ -69,8 +69,10 @@ def run(argv: list[str] | None = None) -> int:
         uri = tracking.resolve_tracking_uri(args.tracking_uri)
         tracking.check_store_exists(uri)
         from backprop_lab.explorer.sources import explorer_for_run
+        from backprop_lab.interrupt import sigterm_unwinds
 
-        with tempfile.TemporaryDirectory(prefix="bplab-view-") as downloads:
+        # SIGTERM's default action would leave the downloads folder behind.
+        with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="bplab-view-") as downloads:
             page = explorer_for_run(tracking.client(uri), args.run_id, Path(downloads), max_bytes)
         size = write_explorer(out, page)
     except BackpropLabError as error:

@@ -310,6 +310,13 @@ def _check_combinations(cfg: DictConfig) -> None:
     if overlap:
         fail("data.target_columns", _plain(data.target_columns),
              f"{sorted(overlap)[0]!r} is also a feature column; a target cannot be an input")  # fmt: skip
+    if model.initial_biases is not None and model.initial_weights is None:
+        # Random initial weights start with zero biases: these would be dropped unseen.
+        fail("model.initial_biases", _plain(model.initial_biases),
+             "biases are used only with model.initial_weights; give both, or neither")  # fmt: skip
+    if model.initial_biases is not None and not model.use_bias:
+        fail("model.initial_biases", _plain(model.initial_biases),
+             "model.use_bias=false has no biases; leave model.initial_biases out")  # fmt: skip
     if data.name == "csv" and not data.path:
         raise BackpropLabError("data=csv needs a file: set data.path=FILE.csv")
     if data.class_column and data.target_columns:
@@ -359,6 +366,9 @@ def validate(cfg: DictConfig) -> None:
     _check_spec(cfg)
 
 
+# Data sets that are never split into train and test, and their row counts.
+_UNSPLIT_ROWS = {"and": 4, "or": 4, "nand": 4, "xor": 4, "homework": 3}
+
 # Keys a grid makes meaningless: each of its cells takes its rate and seed from the grid.
 _SET_BY_A_GRID = {
     "optimizer.learning_rate": ("learning rates", "sweep.learning_rates=[{value}]"),
@@ -375,6 +385,13 @@ def check_explicit_overrides(cfg: DictConfig, keys: set[str]) -> None:
         else ("sweep.log_space" if sweep.log_space is not None else None),
         "seed": "sweep.seeds" if sweep.seeds is not None else None,
     }
+    rows = _UNSPLIT_ROWS.get(cfg.data.name)
+    if "data.test_fraction" in keys and rows is not None and cfg.data.test_fraction != 0:
+        raise BackpropLabError(
+            f"data.test_fraction={cfg.data.test_fraction} would be ignored: data={cfg.data.name} "
+            f"trains on all of its {rows} rows and has no test split (only the playground sets "
+            "and CSV files are split)"
+        )
     for key, (noun, instead) in _SET_BY_A_GRID.items():
         grid_key = sets[key]
         if key in keys and grid_key is not None:

@@ -157,11 +157,18 @@ def _split(
     order = rng.permutation(len(x))
     x, y = x[order].astype(np.float32), y[order].astype(np.float32)
     num_test = int(round(test_fraction * len(x)))
+    if num_test == 0 and test_fraction > 0:
+        # Asking for a test split and silently getting none would be an unseen no-op.
+        raise BackpropLabError(
+            f"data.test_fraction={test_fraction} of {len(x)} rows rounds to no test rows; give "
+            f"at least {1 / len(x):.3g} (one row), or 0 for no test split"
+        )
     if num_test == 0:
         return Dataset(name, x, y, classes=classes)
     if num_test >= len(x):
         raise BackpropLabError(
-            f"test_fraction={test_fraction} leaves no training samples out of {len(x)}"
+            f"data.test_fraction={test_fraction} leaves no training rows: all {len(x)} rows "
+            f"would be for testing; give at most {(len(x) - 1) / len(x):.3g}"
         )
     return Dataset(name, x[num_test:], y[num_test:], x[:num_test], y[:num_test], classes)
 
@@ -271,9 +278,31 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _csv_file(path: Path) -> Path:
     if path.is_dir():
         raise BackpropLabError(f"data.path={str(path)!r} is a folder, not a CSV file")
-    if not path.is_file():
+    if not path.exists():
         raise BackpropLabError(f"CSV file {str(path)!r} does not exist")
+    if not path.is_file():
+        # /dev/zero, /dev/urandom or a FIFO: reading it would never end.
+        raise BackpropLabError(
+            f"data.path={str(path)!r} is not a regular file (a device or a pipe); give a CSV file"
+        )
     return path
+
+
+# The column list shown when a wanted column is missing: a header can be huge (or a file that
+# is not a CSV at all, like /proc/self/environ), so show its start only.
+_SHOWN_COLUMNS = 10
+_SHOWN_CHARS = 200
+
+
+def _some_columns(names: list[str]) -> str:
+    """The first few column names, at most ~200 characters, and how many there are in all."""
+    shown = ", ".join(
+        name if name.isprintable() else ascii(name) for name in names[:_SHOWN_COLUMNS]
+    )
+    if len(names) <= _SHOWN_COLUMNS and len(shown) <= _SHOWN_CHARS:
+        return shown
+    cut = shown[:_SHOWN_CHARS] + "\u2026" if len(shown) > _SHOWN_CHARS else shown + ", \u2026"
+    return f"{cut} ({len(names):,} column{'s' if len(names) != 1 else ''})"
 
 
 def _csv_rows(path: Path):
@@ -304,17 +333,24 @@ def _csv_rows(path: Path):
 def _csv_header(path: Path, header: list[str], wanted: list[str]) -> list[int]:
     """The positions of the wanted columns in the header (names must be unique and present)."""
     names = [name.strip() for name in header]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    # One pass over the header: a file with 200,000 columns must not take minutes.
+    positions: dict[str, int] = {}
+    repeated = set()
+    for position, name in enumerate(names):
+        if name in positions:
+            repeated.add(name)
+        positions.setdefault(name, position)
     if repeated:
         raise BackpropLabError(
-            f"CSV file {str(path)!r} has more than one column called {repeated[0]!r}; rename them"
+            f"CSV file {str(path)!r} has more than one column called {min(repeated)!r}; rename them"
         )
-    missing = [name for name in wanted if name not in names]
+    missing = [name for name in wanted if name not in positions]
     if missing:
         raise BackpropLabError(
-            f"CSV file {str(path)!r} has no column {missing[0]!r}; its columns are: {', '.join(names)}"
+            f"CSV file {str(path)!r} has no column {missing[0]!r}; its columns are: "
+            f"{_some_columns(names)}"
         )
-    return [names.index(name) for name in wanted]
+    return [positions[name] for name in wanted]
 
 
 def _csv_number(path: Path, row_number: int, name: str, cell: str) -> float:

@@ -74,7 +74,10 @@ def open_run(run_id: str, tracking_uri: str | None = None) -> RecordedRun:
         mlflow_client, run_id, uri, "has every epoch to explain",
         "its grid parent with --cell LR,SEED",
     )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bplab-explain-") as folder:
+    from backprop_lab.interrupt import sigterm_unwinds
+
+    # SIGTERM's default action would leave the downloads folder behind.
+    with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="bplab-explain-") as folder:
         artifacts = RunArtifacts(mlflow_client, run, Path(folder))
         cfg, dataset, trajectory, final = _read_artifacts(run_id, artifacts, kind)
     from backprop_lab.jobs import prepare

@@ -113,7 +113,8 @@ def open_store(uri: str):
     """``(client, {name: experiment})`` of a store that exists and has runs, else a clear error."""
     from backprop_lab import tracking
 
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    # A folder or a device is named as such by check_store, not called missing.
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         # MLflow would create an empty store; there is nothing to report from.
         raise BackpropLabError(
             f"the tracking store {uri} does not exist; train something first, e.g. bplab-train experiment=xor_mlp"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from backprop_lab.errors import BackpropLabError
 from backprop_lab.paths import project_root, safe_name
+from backprop_lab.tracking.store_schema import check_mlflow_tables
 
 # MLflow's HTTP client retries a lost server for minutes by default; a job should notice in
 # seconds and keep its record for bplab-sync instead.
@@ -167,7 +168,13 @@ def check_server(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def _check_sqlite_file(uri: str, database: Path) -> None:
-    """An existing database file must be SQLite and writable (checked in under 2 s)."""
+    """An existing database file must be SQLite, an MLflow store (or empty) at the installed
+    MLflow's schema, and writable (checked in under 2 s)."""
+    if not database.is_file() and not database.is_dir():
+        # /dev/null or a FIFO: SQLite "opens" it and MLflow fails a minute later, unclearly.
+        raise BackpropLabError(
+            f"tracking.uri={uri}: {database} is not a regular file; give a database file"
+        )
     try:
         with database.open("rb") as handle:
             header = handle.read(len(_SQLITE_HEADER))
@@ -195,6 +202,8 @@ def _check_sqlite_file(uri: str, database: Path) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
             connection.rollback()
+            if header:
+                check_mlflow_tables(uri, database, connection, store_lock(uri))
         finally:
             connection.close()
     except sqlite3.Error as error:
@@ -240,16 +249,60 @@ def check_store(uri: str, *, create: bool = True, timeout_s: float = 5.0) -> Non
             f"tracking.uri={uri} is not a store backprop-lab can use: give sqlite:///ABSOLUTE/PATH.db, "
             "a database URI (postgresql+psycopg2://...) or a tracking server (http://HOST:PORT)"
         )
+    _check_uri_syntax(uri)
     if is_remote(uri):
         check_server(uri, timeout_s)
     elif scheme == "sqlite":
+        if sqlite_path(uri) is None or str(sqlite_path(uri)) in ("", ":memory:"):
+            # SQLAlchemy reads ``sqlite://`` as an in-memory database: every run recorded there
+            # would vanish when the command ends.
+            raise BackpropLabError(
+                f"tracking.uri={uri} is an in-memory database, which keeps nothing after the "
+                "command ends; give sqlite:///ABSOLUTE/PATH.db"
+            )
         check_sqlite_store(uri, create=create)
+    else:
+        check_database_driver(uri)
+
+
+def _check_uri_syntax(uri: str) -> None:
+    """A malformed address (``http://[::1``) must fail here, not deep inside urllib."""
+    import urllib.parse
+
+    try:
+        urllib.parse.urlsplit(uri).port  # noqa: B018 (parsing the port is the check)
+    except ValueError as error:
+        raise BackpropLabError(f"tracking.uri={uri} is not a valid address ({error})") from None
+
+
+def check_database_driver(uri: str) -> None:
+    """A database store needs its SQLAlchemy dialect and Python driver; without them MLflow
+    fails with a ModuleNotFoundError traceback, and only after training."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+        dialect = url.get_dialect()
+    except (ArgumentError, ValueError) as error:
+        raise BackpropLabError(
+            f"tracking.uri={uri} is not a valid database URI ({error})"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        module = getattr(error, "name", None) or str(error)
+        raise BackpropLabError(
+            f"tracking.uri={uri}: the {url.get_backend_name()} driver {dialect.driver!r} "
+            f"(Python module {module!r}) is not installed; install it, name an installed driver "
+            f"({url.get_backend_name()}+DRIVER://...) or choose another store"
+        ) from None
 
 
 def check_store_exists(uri: str) -> None:
     """For commands that only read: the store must already exist (never create a typo'd one)."""
     database = sqlite_path(uri)
-    if database is not None and not database.is_file():
+    if database is not None and not database.exists():
         raise BackpropLabError(
             f"no MLflow store at {uri}: {database} does not exist (run bplab-train or make demo first)"
         )
