@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml uv.lock
 	@set -e; if $(BIN)/uv --version 2>/dev/null | grep -q '^uv $(UV_VERSION) '; then uv=$(BIN)/uv; else \
 		test -x $(UV_BOOT)/bin/python || $(PYTHON) -m venv $(UV_BOOT); \
 		$(UV_BOOT)/bin/python -m pip install -qq 'uv==$(UV_VERSION)'; uv=$(UV_BOOT)/bin/uv; fi; \
-		echo "uv sync --locked $(EXTRAS)"; $$uv sync --locked --quiet --python $(PYTHON) $(EXTRAS)
+		echo "uv sync --locked --compile-bytecode $(EXTRAS)"; $$uv sync --locked --compile-bytecode --quiet --python $(PYTHON) $(EXTRAS)
 	rm -rf $(UV_BOOT); rmdir .bplab 2>/dev/null || true
+	@# Bytecode ahead of time (uv's --compile-bytecode for the packages, compileall for src/):
+	@# where PYTHONDONTWRITEBYTECODE is set, every start would otherwise compile from source.
+	$(BIN)/python -m compileall -q src > /dev/null
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with exactly the versions of uv.lock

@@ -164,6 +164,7 @@ def test_a_folder_given_as_data_path_is_named_a_folder(tmp_path):
     _refused(_csv_run(tmp_path, tmp_path / "data.csv"), "is a folder, not a CSV file")
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_a_byte_order_mark_is_dropped_and_the_run_trains(tmp_path):
     path = _csv(tmp_path, "bom.csv", "\ufeffx1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n".encode())
     done = _csv_run(tmp_path, path)
@@ -250,6 +251,7 @@ def test_a_preset_folder_cannot_smuggle_in_a_callback(tmp_path):
     assert not victim.exists()
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_an_experiment_called_dot_dot_keeps_its_artifacts_inside_mlartifacts(tmp_path):
     done = _train(tmp_path, "experiment=xor_mlp", *QUICK, "tracking.experiment_name=..")
     assert done.returncode == 0, done.stderr
@@ -271,6 +273,7 @@ def _finished_run(folder: Path, *overrides: str):
     return run
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_rerun_of_a_failed_run_says_it_failed(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -283,6 +286,7 @@ def test_rerun_of_a_failed_run_says_it_failed(tmp_path):
     _refused(done, "is FAILED", program="bplab-rerun")
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_rerun_and_view_leave_no_temporary_folder(tmp_path):
     run = _finished_run(tmp_path)
     temporary = tmp_path / "tmp"
@@ -322,6 +326,7 @@ def test_sigterm_still_removes_a_commands_temporary_folder(tmp_path):
     assert not folder.exists()
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_rerun_refuses_an_object_array_in_grid_npz_without_unpickling(tmp_path):
     run = _finished_run(tmp_path, "sweep.learning_rates=[0.5,1]", "sweep.seeds=2")
     grid = Path(run.info.artifact_uri.removeprefix("file://")) / "grid.npz"
@@ -336,6 +341,7 @@ def test_rerun_refuses_an_object_array_in_grid_npz_without_unpickling(tmp_path):
     _refused(done, "non-numeric", program="bplab-rerun")
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_report_to_a_folder_that_cannot_be_written_is_one_line(tmp_path):
     _finished_run(tmp_path)
     (tmp_path / "a_file").write_text("")
@@ -348,6 +354,7 @@ def test_report_to_a_folder_that_cannot_be_written_is_one_line(tmp_path):
         _refused(done, "--out", program="bplab-report")
 
 
+@pytest.mark.slow  # real processes end to end: `make test-slow`
 def test_a_crafted_run_cannot_make_the_report_read_a_local_file(tmp_path):
     """Anyone who can log to a shared server can name any path in a run's config.yaml."""
     from mlflow.tracking import MlflowClient
@@ -402,6 +409,7 @@ def _override(key: str, value) -> str:
     return f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
 
 
+@pytest.mark.slow  # 300 composed configs: `make test-slow`
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -449,6 +457,7 @@ def test_fuzzed_csv_files_load_or_fail_in_one_line(tmp_path_factory, header, row
             assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.y_train).all()
 
 
+@pytest.mark.slow  # a bplab-train process per example: `make test-slow`
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(key=st.sampled_from(NUMERIC_KEYS), value=VALUES)
 def test_fuzzed_command_lines_train_or_exit_2_in_one_line(tmp_path_factory, key, value):
