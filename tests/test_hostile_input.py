@@ -484,3 +484,29 @@ def test_the_fuzzed_keys_cover_the_numeric_schema():
         "tracking.max_snapshot_bytes", "report.order",
     }  # fmt: skip
     assert not missing, json.dumps(sorted(missing))
+
+
+def test_a_crafted_record_cannot_make_sync_create_a_store_elsewhere(tmp_path):
+    from backprop_lab.tracking import RunRecord
+
+    elsewhere = tmp_path / "elsewhere" / "planted.db"
+    elsewhere.parent.mkdir()
+    record = RunRecord(
+        folder=str(tmp_path / "outputs" / "x" / "mlflow_record"),
+        experiment_name="x",
+        run_name="planted",
+        tracking_uri=f"sqlite:///{elsewhere}",
+        status="FINISHED",
+    )
+    Path(record.folder).mkdir(parents=True)
+    record.save()
+    done = subprocess.run(
+        [command("bplab-sync"), str(tmp_path / "outputs")], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert (
+        "does not exist; give the store to publish it to with --tracking-uri"
+        in done.stdout + done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert not elsewhere.exists() and not Path(f"{elsewhere}.lock").exists()

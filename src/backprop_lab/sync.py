@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backprop_lab import tracking
+from backprop_lab.errors import BackpropLabError
 from backprop_lab.tracking.publishing import ERROR_TAG, PROCESS_TAGS, RECORD_FOLDER_TAG
 from backprop_lab.tracking.records import RunRecord, process_alive
+from backprop_lab.tracking.store import sqlite_path
 
 
 @dataclass
@@ -39,13 +41,25 @@ class SyncReport:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+    first = text[0] if text else ""
+    if isinstance(error, BackpropLabError):  # already a sentence for people
+        return first[:300]
+    return f"{type(error).__name__}: {first}"[:300]
 
 
 def publish_record(record: RunRecord, tracking_uri: str | None = None) -> None:
     """Publish one pending record (to ``tracking_uri`` instead of its own store, if given)."""
     if tracking_uri:
         record.tracking_uri = tracking.resolve_tracking_uri(tracking_uri)
+    else:
+        # The record names its store itself: publish only into a store that exists, so a
+        # copied or crafted record cannot make a database appear anywhere it says.
+        database = sqlite_path(record.tracking_uri)
+        if database is not None and not database.is_file():
+            raise BackpropLabError(
+                f"its store {record.tracking_uri} does not exist; give the store to publish "
+                "it to with --tracking-uri"
+            )
     tracking.check_store(record.tracking_uri, create=False)
     tracking.publish(record)
 
