@@ -46,6 +46,7 @@ def _no_run(folder: Path, store: Path | None = None) -> None:
     store = store or folder / "mlflow.db"
     assert not store.exists() or runs(f"sqlite:///{store}") == []
     assert not list(folder.rglob("record.json"))
+    assert not (folder / "outputs").exists()  # and no folder either
 
 
 BAD_OVERRIDES = [

@@ -88,6 +88,8 @@ def _train_job(cfg) -> float | None:
             tracking_uri=tracking_uri,
         )
     except BackpropLabError as error:
+        if not multirun:
+            _remove_unused_output_dir(Path(hydra_config.runtime.output_dir))
         fail(PROG, str(error))
     slurm_job = cluster.in_slurm_job()
     prefix = f"[{hydra_config.job.num}] " if multirun else ""
@@ -107,6 +109,24 @@ def _train_job(cfg) -> float | None:
     if summary.status == "KILLED" and (not multirun or (slurm_job and cluster.will_run_again())):
         exit_now(summary.exit_status)
     return summary.final_loss
+
+
+def _remove_unused_output_dir(folder: Path) -> None:
+    """A run refused before it started leaves no folder behind: Hydra made this one with only
+    its own files (``.hydra/``, the log), and this process's name in it is unique."""
+    import shutil
+
+    if not folder.is_dir() or not all(
+        entry.name == ".hydra" or (entry.is_file() and entry.suffix == ".log")
+        for entry in folder.iterdir()
+    ):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in (folder.parent, folder.parent.parent):  # outputs/<name>/, outputs/
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
 
 
 _MAX_JOBS_CHECKED = 256
