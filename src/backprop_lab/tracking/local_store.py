@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from backprop_lab.tracking.sqlite_store import schema_matches
+from backprop_lab.tracking.sqlite_store import insert_run, schema_matches, upsert_tags
 
 # The Alembic revisions of the MLflow versions these writes were checked against (the lock's).
 # A store at another revision is left to MLflow's client, which knows how to migrate it.
@@ -139,11 +139,6 @@ def find_experiment(database: Path, name: str) -> str | None:
     return None if found is None else str(found[0])
 
 
-def run_artifact_uri(artifact_location: str, run_id: str) -> str:
-    """``<experiment location>/<run id>/artifacts``, as MLflow's ``create_run`` builds it."""
-    return artifact_location.rstrip("/") + f"/{run_id}/artifacts"
-
-
 def create_run(
     database: Path,
     experiment_id: str,
@@ -154,42 +149,23 @@ def create_run(
 ) -> str:
     """A RUNNING run with its name, tags and params, in one transaction; its id."""
     run_id = uuid.uuid4().hex
-    tags = {**tags, "mlflow.runName": run_name}
     connection = connect(database)
     try:
         with connection:
-            connection.execute(
-                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
-                "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
-                "artifact_uri, experiment_id, deleted_time) "
-                "VALUES (?, ?, 'UNKNOWN', '', '', 'unknown', 'RUNNING', ?, NULL, '', 'active', "
-                "?, ?, NULL)",
-                (run_id, run_name, now_ms(), run_artifact_uri(artifact_location, run_id),
-                 int(experiment_id)),
+            insert_run(
+                connection, run_id, run_name, int(experiment_id), artifact_location, tags,
+                params, status="RUNNING", start_time_ms=now_ms(), end_time_ms=None,
             )  # fmt: skip
-            _upsert_tags(connection, run_id, tags)
-            connection.executemany(
-                "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                [(key, value, run_id) for key, value in params.items()],
-            )
     finally:
         connection.close()
     return run_id
-
-
-def _upsert_tags(connection: sqlite3.Connection, run_id: str, tags: Mapping[str, str]) -> None:
-    connection.executemany(
-        "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
-        "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
-        [(key, value, run_id) for key, value in tags.items()],
-    )
 
 
 def set_tags(database: Path, run_id: str, tags: Mapping[str, str]) -> None:
     connection = connect(database)
     try:
         with connection:
-            _upsert_tags(connection, run_id, tags)
+            upsert_tags(connection, run_id, tags)
     finally:
         connection.close()
 

@@ -158,6 +158,49 @@ class FinishedRun(NamedTuple):
     inputs: Sequence[dict[str, str]] = ()
 
 
+def run_artifact_uri(artifact_location: str, run_id: str) -> str:
+    """``<experiment location>/<run id>/artifacts``, as MLflow's ``create_run`` builds it."""
+    return artifact_location.rstrip("/") + f"/{run_id}/artifacts"
+
+
+def upsert_tags(connection: sqlite3.Connection, run_id: str, tags) -> None:
+    """Set or replace a run's tags (``set_tag``; MLflow's limit is 8,000 characters)."""
+    connection.executemany(
+        "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+        "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
+        [(key, value[:8000], run_id) for key, value in tags.items()],
+    )
+
+
+def insert_run(
+    connection: sqlite3.Connection,
+    run_id: str,
+    name: str,
+    experiment_id: int,
+    artifact_location: str,
+    tags,
+    params,
+    *,
+    status: str,
+    start_time_ms: int,
+    end_time_ms: int | None,
+) -> None:
+    """A run's ``runs`` row, its ``mlflow.runName`` tag, tags and params: the rows
+    ``create_run`` and ``log_batch`` leave."""
+    connection.execute(
+        f"INSERT INTO runs ({', '.join(_RUNS_COLUMNS)}) VALUES ({', '.join('?' * 14)})",
+        (
+            run_id, name, "UNKNOWN", "", "", "unknown", status, start_time_ms, end_time_ms, "",
+            "active", run_artifact_uri(artifact_location, run_id), experiment_id, None,
+        ),
+    )  # fmt: skip
+    upsert_tags(connection, run_id, {**tags, "mlflow.runName": name})
+    connection.executemany(
+        "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+        [(key, value, run_id) for key, value in params.items()],
+    )
+
+
 def write_finished_runs(
     database: str | Path,
     experiment_id: str,
@@ -174,24 +217,11 @@ def write_finished_runs(
     try:
         with connection:
             for run in runs:
-                connection.execute(
-                    f"INSERT INTO runs ({', '.join(_RUNS_COLUMNS)}) VALUES ({', '.join('?' * 14)})",
-                    (
-                        run.run_id, run.name, "UNKNOWN", "", "", "unknown", run.status,
-                        run.start_time_ms, run.end_time_ms, "", "active",
-                        artifact_location.rstrip("/") + f"/{run.run_id}/artifacts",
-                        int(experiment_id), None,
-                    ),
+                insert_run(
+                    connection, run.run_id, run.name, int(experiment_id), artifact_location,
+                    run.tags, run.params, status=run.status, start_time_ms=run.start_time_ms,
+                    end_time_ms=run.end_time_ms,
                 )  # fmt: skip
-                tags = {**run.tags, "mlflow.runName": run.name}
-                connection.executemany(
-                    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                    [(key, value[:8000], run.run_id) for key, value in tags.items()],
-                )
-                connection.executemany(
-                    "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                    [(key, value, run.run_id) for key, value in run.params.items()],
-                )
                 _insert_metrics(connection, run.run_id, run.points)
                 _insert_inputs(connection, int(experiment_id), run.run_id, run.inputs, datasets)
     finally:
