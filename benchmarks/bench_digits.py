@@ -26,7 +26,8 @@ import os
 import sys
 import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from baselines import glorot_mlp_init  # noqa: E402
 
 SIZES = (64, 32, 10)
 BATCH = 32
@@ -44,14 +45,7 @@ def plain_trainer(data, epochs: int):
     schedule = optax.cosine_decay_schedule(1.0, epochs)
 
     def init(key):
-        params = []
-        for layer_key, n_in, n_out in zip(
-            jax.random.split(key, len(SIZES) - 1), SIZES[:-1], SIZES[1:], strict=True
-        ):
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            w = jax.random.uniform(layer_key, (n_in, n_out), minval=-limit, maxval=limit)
-            params.append((w, jnp.zeros(n_out)))
-        return params
+        return glorot_mlp_init(key, SIZES)
 
     def forward(params, inputs):
         (w1, b1), (w2, b2) = params

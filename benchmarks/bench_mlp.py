@@ -22,7 +22,8 @@ import os
 import sys
 import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from baselines import glorot_mlp_init  # noqa: E402
 
 SIZES = (2, 256, 256, 1)
 SAMPLES, BATCH, LEARNING_RATE = 10_000, 128, 1e-3
@@ -35,14 +36,7 @@ def plain_trainer(x, y, epochs: int):
     import optax
 
     def init(key):
-        params = []
-        for layer_key, n_in, n_out in zip(
-            jax.random.split(key, len(SIZES) - 1), SIZES[:-1], SIZES[1:], strict=True
-        ):
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            w = jax.random.uniform(layer_key, (n_in, n_out), minval=-limit, maxval=limit)
-            params.append((w, jnp.zeros(n_out)))
-        return params
+        return glorot_mlp_init(key, SIZES)
 
     def forward(params, inputs):
         for w, b in params[:-1]:
