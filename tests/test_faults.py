@@ -326,6 +326,32 @@ def test_a_very_wide_network_trains_and_records_in_bounded_memory(tmp_path):
     assert "backprop_lab.figures_skipped" not in run.data.tags
 
 
+def test_a_grid_whose_curves_cannot_fit_in_memory_is_refused_up_front(tmp_path):
+    """Every cell's per-epoch curves are kept: 64 networks for 900 million epochs would fill
+    hundreds of GiB after hours of training, so the run is refused before it starts."""
+    store = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [
+            command("bplab-train"),
+            "experiment=xor_mlp",
+            "training.epochs=900000000",
+            "sweep.seeds=64",
+            f"tracking.uri=sqlite:///{store}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=120,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("bplab-train: error: training.epochs=900,000,000: 64 networks keep ")
+    assert "train fewer epochs or cells" in line
+    assert not list(tmp_path.rglob("journal.bin"))
+    assert not store.exists()
+
+
 def test_journal_files_are_written_as_training_goes(tmp_path):
     process = start_training(tmp_path, *LONG_SINGLE)
     journal = wait_for_training(tmp_path, process)

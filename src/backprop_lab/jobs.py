@@ -8,6 +8,7 @@ trains one network or a learning-rate × seed grid, chunk by chunk.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from backprop_lab.core.data import Dataset, check_class_targets, check_fits
 from backprop_lab.core.losses import CATEGORICAL_LOSSES
 from backprop_lab.core.model import Architecture
 from backprop_lab.core.runner import chunk_epochs_for
+from backprop_lab.core.sweep import default_shards
 from backprop_lab.core.train import TrainSpec, single_network_spec
 from backprop_lab.core.trajectory import snapshot_plan
 from backprop_lab.errors import BackpropLabError
@@ -43,6 +45,8 @@ class Job(NamedTuple):
     grid: bool
     # Why the trajectory keeps fewer snapshots than configured ("" when it keeps them all).
     snapshot_note: str = ""
+    # The devices a grid's cells are split across (see core.sweep.train_grid); 1 for a run.
+    shards: int = 1
 
     @property
     def cells(self) -> int:
@@ -82,24 +86,47 @@ def initial_params_fn(cfg: DictConfig, architecture: Architecture) -> Callable:
 _PARAMETER_COPIES = 6
 
 
+# Host copies of the per-epoch curves at their peak: the chunks as they come, the joined
+# curves, and the arrays a record derives from them.
+_CURVE_COPIES = 3
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
 def check_fits_in_memory(architecture: Architecture, cells: int, precision: str) -> None:
     """Refuse, in one line, a network (or grid) whose parameters alone would not fit in half
     of this machine's memory: better than an out-of-memory kill an hour later."""
-    import os
-
     from backprop_lab.core.model import count_parameters
 
     numbers = count_parameters(architecture) * cells
     needed = numbers * (8 if precision == "float64" else 4) * _PARAMETER_COPIES
-    try:
-        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return
-    if needed > available // 2:
+    available = _memory_bytes()
+    if available is not None and needed > available // 2:
         raise BackpropLabError(
             f"model.hidden_sizes={list(architecture.layer_sizes[1:-1])}: {numbers:,} parameters "
             f"({cells:,} networks) need about {needed / 2**30:.1f} GiB to train, more than half "
             f"of this machine's {available / 2**30:.0f} GiB; use smaller layers or fewer cells"
+        )
+
+
+def check_curves_fit_in_memory(epochs: int, cells: int, curves: int, precision: str) -> None:
+    """Refuse, in one line, a run whose per-epoch curves (every cell's loss and accuracy, each
+    epoch) would not fit in half of this machine's memory. They are kept in full, so without
+    this a long grid would train for hours and then be killed for memory."""
+    values = epochs * cells * curves
+    needed = values * (8 if precision == "float64" else 4) * _CURVE_COPIES
+    available = _memory_bytes()
+    if available is not None and needed > available // 2:
+        networks = f"{cells:,} networks" if cells > 1 else "one network"
+        raise BackpropLabError(
+            f"training.epochs={epochs:,}: {networks} keep {values:,} per-epoch values, about "
+            f"{needed / 2**30:.1f} GiB with their working copies, more than half of this "
+            f"machine's {available / 2**30:.0f} GiB; train fewer epochs or cells"
         )
 
 
@@ -127,6 +154,9 @@ def prepare(cfg: DictConfig, dataset: Dataset | None = None) -> Job:
     seeds = sweep_seeds(cfg) or [int(cfg.seed)]
     cells = len(rates) * len(seeds)
     check_fits_in_memory(architecture, cells, cfg.training.precision)
+    # Loss and accuracy on the training split, and on the test split when there is one.
+    curves = 4 if dataset.has_test else 2
+    check_curves_fit_in_memory(int(cfg.training.epochs), cells, curves, cfg.training.precision)
     spec = build_spec(cfg, architecture)
     if not grid:
         spec = single_network_spec(spec)
@@ -148,6 +178,7 @@ def prepare(cfg: DictConfig, dataset: Dataset | None = None) -> Job:
         seeds,
         grid,
         plan.note,
+        default_shards(spec, len(dataset.x_train), cells) if grid else 1,
     )
 
 
@@ -168,6 +199,7 @@ def train_job(job: Job, seed: int, **options):
             job.learning_rates,
             job.seeds,
             data,
+            shards=job.shards,
             **options,
         )
     return train_from_seed(

@@ -136,6 +136,9 @@ def run_tags(cfg: DictConfig, job: Job, plan: RunPlan, overrides: list[str]) -> 
     )
     if job.snapshot_note:
         tags[TAG_PREFIX + "snapshots_note"] = job.snapshot_note
+    if job.grid:
+        # The devices the cells were split across: part of the program, so of its bits.
+        tags[TAG_PREFIX + "grid_shards"] = str(job.shards)
     tags.update(cluster.job_tags())
     return tags
 

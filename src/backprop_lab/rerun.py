@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,9 +18,10 @@ from backprop_lab.interrupt import sigterm_unwinds
 PROG = "bplab-rerun"
 
 
-def load_run_config(tracking_uri: str, run_id: str, folder: Path):
+def load_run_config(tracking_uri: str, run_id: str, folder: Path, on_run=None):
     """The run and its resolved config, validated against the schema (downloaded to
-    ``folder``)."""
+    ``folder``). ``on_run(run)`` is called once the run is found, before the config is read
+    (which imports JAX)."""
     from backprop_lab import tracking
     from backprop_lab.tracking.artifacts import (
         UnreadableArtifact,
@@ -31,6 +33,8 @@ def load_run_config(tracking_uri: str, run_id: str, folder: Path):
     run, kind = finished_training_run(
         mlflow_client, run_id, tracking_uri, "has final weights to reproduce", "its grid parent"
     )
+    if on_run is not None:
+        on_run(run)
     try:
         path = mlflow_client.download_artifacts(run_id, "config.yaml", str(folder))
     except Exception:
@@ -64,23 +68,79 @@ def logged_weights(
 
 
 def as_recorded(job, tags: dict):
-    """The job with the run's own chunk length: the same program as the run's, so the same
-    bits. A run recorded before training was chunked has no such tag and was one program
-    without snapshots."""
-    from backprop_lab import tracking
-
-    chunk = tags.get(tracking.TAG_PREFIX + "chunk_epochs")
+    """The job with the run's own chunk length and, for a grid, its own shard count: the same
+    program as the run's, so the same bits. A run recorded before training was chunked has no
+    chunk tag and was one program without snapshots; a grid recorded before shards were tagged
+    was split across every device its machine had."""
+    job = job._replace(shards=recorded_shards(job, tags))
+    chunk = _count_tag(tags, "chunk_epochs")
     if chunk is None:
         return job._replace(spec=job.spec._replace(chunk_epochs=0, snapshot_epochs=()))
-    if not chunk.isdigit():
+    return job._replace(spec=job.spec._replace(chunk_epochs=chunk))
+
+
+def recorded_shards(job, tags: dict) -> int:
+    """The devices the run's grid was split across (1 for a single run)."""
+    if not job.grid:
+        return 1
+    shards = _count_tag(tags, "grid_shards")
+    if shards is None:
+        shards = min(_count_tag(tags, "jax_device_count") or 1, job.cells)
+    return max(1, shards)
+
+
+def _count_tag(tags: dict, name: str) -> int | None:
+    from backprop_lab import tracking
+
+    value = tags.get(tracking.TAG_PREFIX + name)
+    if value is None:
+        return None
+    if not value.isdigit():
         raise BackpropLabError(
-            f"the run's tag {tracking.TAG_PREFIX}chunk_epochs={chunk!r} is not a count"
+            f"the run's tag {tracking.TAG_PREFIX}{name}={value!r} is not a count"
         )
-    return job._replace(spec=job.spec._replace(chunk_epochs=int(chunk)))
+    return int(value)
+
+
+def devices_needed(run) -> int:
+    """Devices the run's grid was split across (at most, for runs older than the shard tag)."""
+    tags = run.data.tags
+    return max(1, _count_tag(tags, "grid_shards") or _count_tag(tags, "jax_device_count") or 1)
+
+
+class Recorded(NamedTuple):
+    """What a run recorded that reproducing it needs: read from the store, before training."""
+
+    run_id: str
+    run: object
+    cfg: object
+    kind: str
+    weights: dict[str, np.ndarray]
+
+
+def read_recorded(run_id: str, tracking_uri: str | None = None, on_run=None) -> Recorded:
+    """The run's resolved config and final weights, read back from the store (``on_run``: see
+    :func:`load_run_config`)."""
+    from backprop_lab import tracking
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    tracking.check_store_exists(uri)
+    # The downloads are read into memory and their folder removed before training, also when
+    # the command is ended by SIGTERM (each rerun used to leave one in /tmp).
+    with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="bplab-rerun-") as folder:
+        run, cfg = load_run_config(uri, run_id, Path(folder), on_run)
+        kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
+        expected = logged_weights(uri, run_id, kind, Path(folder))
+    return Recorded(run_id, run, cfg, kind, expected)
 
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, str]:
     """Train the logged config again; return (bitwise identical, max |difference|, kind)."""
+    return reproduce(read_recorded(run_id, tracking_uri))
+
+
+def reproduce(recorded: Recorded) -> tuple[bool, float, str]:
+    """Train a recorded run again; return (bitwise identical, max |difference|, kind)."""
     from omegaconf import OmegaConf
 
     from backprop_lab import tracking
@@ -88,14 +148,7 @@ def rerun(run_id: str, tracking_uri: str | None = None) -> tuple[bool, float, st
     from backprop_lab.core.model import params_to_arrays
     from backprop_lab.jobs import prepare, train_job
 
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    tracking.check_store_exists(uri)
-    # The downloads are read into memory and their folder removed before training, also when
-    # the command is ended by SIGTERM (each rerun used to leave one in /tmp).
-    with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="bplab-rerun-") as folder:
-        run, cfg = load_run_config(uri, run_id, Path(folder))
-        kind = run.data.tags.get(tracking.TAG_PREFIX + "kind", "single")
-        expected = logged_weights(uri, run_id, kind, Path(folder))
+    run_id, run, cfg, kind, expected = recorded
     tags = run.data.tags
     logged_path = tags.get(tracking.TAG_PREFIX + "data_path")
     if cfg.data.path and logged_path and not Path(cfg.data.path).is_file():

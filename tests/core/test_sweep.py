@@ -92,10 +92,11 @@ SHARD_SCRIPT = textwrap.dedent(
     init = lambda key: init_params(key, arch)
     data = to_device_data(make_dataset("xor"))
     rates, seeds = [0.5, 1.0, 2.0], [0, 1, 2]   # 9 cells: padded to 12 on 4 devices
-    sharded = train_grid(spec, init, rates, seeds, data, shard=True)
-    single = train_grid(spec, init, rates, seeds, data, shard=False)
+    sharded = train_grid(spec, init, rates, seeds, data, shards=4)
+    single = train_grid(spec, init, rates, seeds, data)   # too little work to split
     print(json.dumps({
         "devices": jax.device_count(),
+        "shards": [sharded.shards, single.shards],
         "max_difference": float(np.max(np.abs(sharded.result.history.loss - single.result.history.loss))),
         "shape": list(sharded.result.history.loss.shape),
     }))
@@ -113,6 +114,7 @@ def test_sharded_and_unsharded_grids_agree():
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["devices"] == 4
+    assert result["shards"] == [4, 1]
     assert result["shape"] == [3, 3, 100]
     assert result["max_difference"] <= 1e-6
 
@@ -120,3 +122,23 @@ def test_sharded_and_unsharded_grids_agree():
 def test_log_spacing():
     rates = log_spaced(0.01, 100.0, 5)
     np.testing.assert_allclose(rates, [0.01, 0.1, 1.0, 10.0, 100.0], rtol=1e-12)
+
+
+def test_a_grid_is_split_across_devices_only_when_its_training_pays_for_it(monkeypatch):
+    """One shard per device (at most one per cell) from about a second of estimated training;
+    below that, the longer compilation of a split program costs more than it saves."""
+    import jax
+
+    from backprop_lab.core import sweep
+    from backprop_lab.core.runner import estimated_epoch_seconds
+
+    monkeypatch.setattr(jax, "device_count", lambda: 4)
+    spec = TrainSpec(Architecture((2, 2, 1)), epochs=2000)
+    per_epoch = estimated_epoch_seconds(spec, 4, 1024)
+    assert 2000 * per_epoch < sweep.MIN_SECONDS_TO_SPLIT
+    assert sweep.default_shards(spec, 4, 1024) == 1
+    long = spec._replace(epochs=int(2 * sweep.MIN_SECONDS_TO_SPLIT / per_epoch))
+    assert sweep.default_shards(long, 4, 1024) == 4
+    assert sweep.default_shards(long, 4, 1) == 1
+    monkeypatch.setattr(jax, "device_count", lambda: 1)
+    assert sweep.default_shards(long, 4, 1024) == 1

@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_store_option(parser)
     parser.add_argument(
+        "--jobs",
+        type=_positive_count,
+        default=None,
+        metavar="N",
+        help="build up to N experiments' reports side by side (default: one per CPU core)",
+    )
+    parser.add_argument(
         "--run",
         default=None,
         metavar="RUN_ID",
@@ -39,12 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 64")
+    return int(text)
+
+
 def _request(argv: list[str] | None):
     """``(args, uri, client, experiments, wanted)``, or a :class:`BackpropLabError` for bad input."""
     from backprop_lab import tracking
     from backprop_lab.report.store import open_store
 
     args = build_parser().parse_args(argv)
+    if args.jobs is None:
+        from backprop_lab.devices import available_cores
+
+        args.jobs = available_cores()
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     mlflow_client, experiments = open_store(uri)
     # The order asked for (the demo's is the article's), else by name.
@@ -60,13 +77,16 @@ def _request(argv: list[str] | None):
     return args, uri, mlflow_client, experiments, wanted
 
 
-def _build_reports(mlflow_client, experiments, wanted, run_id, out: Path, uri: str) -> dict:
-    """Build each wanted experiment's report under a progress bar; ``{name: report}``."""
+def _build_reports(
+    mlflow_client, experiments, wanted, run_id, out: Path, uri: str, jobs: int = 1
+) -> dict:
+    """Build each wanted experiment's report under a progress bar; ``{name: report}``.
+
+    With ``jobs`` > 1 the experiments are built side by side in that many worker processes
+    (drawing the figures is most of a report's time, and one process draws on one core).
+    """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from backprop_lab.report.build import build_experiment_report
-    from backprop_lab.report.store import select_runs
 
     console = Console(highlight=False, soft_wrap=True)
     bar = Progress(
@@ -80,30 +100,63 @@ def _build_reports(mlflow_client, experiments, wanted, run_id, out: Path, uri: s
     built = {}
     with bar:
         task = bar.add_task("reports", total=len(wanted))
-        for name in wanted:
-            selection = select_runs(mlflow_client, experiments[name], run_id)
-            if selection is None:
-                continue
-            report = build_experiment_report(
-                mlflow_client,
-                selection,
-                out,
-                uri,
-                progress=lambda text: bar.update(task, description=text),
+        if jobs > 1 and len(wanted) > 1:
+            reports = _built_in_workers(wanted, run_id, out, uri, min(jobs, len(wanted)))
+        else:
+            progress = lambda text: bar.update(task, description=text)  # noqa: E731
+            reports = (
+                (name, _build_one(mlflow_client, experiments[name], run_id, out, uri, progress))
+                for name in wanted
             )
-            built[name] = report
+        for name, report in reports:
             bar.advance(task)
-            jobs = f"{report.jobs} job{'s' if report.jobs != 1 else ''}"
+            if report is None:
+                continue
+            built[name] = report
+            jobs_text = f"{report.jobs} job{'s' if report.jobs != 1 else ''}"
             explorer = (
                 f"; explorer.html {report.explorer_bytes / 1e6:.2f} MB"
                 if report.explorer_bytes
                 else ""
             )
             console.print(
-                f"{name}: {report.folder / 'report.html'} ({jobs}; {len(report.findings)} findings"
-                f"{explorer})"
+                f"{name}: {report.folder / 'report.html'} ({jobs_text}; "
+                f"{len(report.findings)} findings{explorer})"
             )
     return built
+
+
+def _build_one(mlflow_client, experiment, run_id, out: Path, uri: str, progress=None):
+    """One experiment's report, or None when it has no sweep to report on."""
+    from backprop_lab.report.build import build_experiment_report
+    from backprop_lab.report.store import select_runs
+
+    selection = select_runs(mlflow_client, experiment, run_id)
+    if selection is None:
+        return None
+    return build_experiment_report(mlflow_client, selection, out, uri, progress=progress)
+
+
+def _build_in_worker(name: str, run_id, out: Path, uri: str):
+    """A worker process's job: open the store itself and build one experiment's report."""
+    from backprop_lab.report.store import open_store
+
+    quiet_libraries()
+    mlflow_client, experiments = open_store(uri)
+    return _build_one(mlflow_client, experiments[name], run_id, out, uri)
+
+
+def _built_in_workers(wanted, run_id, out: Path, uri: str, workers: int):
+    """``(name, report)`` in the order wanted, built by ``workers`` fresh processes (spawned:
+    a fork of a process that has started JAX's threads may hang)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [(name, pool.submit(_build_in_worker, name, run_id, out, uri)) for name in wanted]
+        for name, future in futures:
+            yield name, future.result()
 
 
 def _writable_folder(out: Path) -> Path:
@@ -130,7 +183,9 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args, uri, mlflow_client, experiments, wanted = _request(argv)
         out = _writable_folder(Path(args.out) if args.out else project_root() / "experiments")
-        built = _build_reports(mlflow_client, experiments, wanted, args.run, out, uri)
+        built = _build_reports(
+            mlflow_client, experiments, wanted, args.run, out, uri, jobs=args.jobs
+        )
     except BackpropLabError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -17,9 +17,9 @@ PROG = "bplab-rerun"
 
 def run(argv: list[str] | None = None) -> int:
     from backprop_lab import rerun
+    from backprop_lab.devices import use_cpu_cores
 
     quiet_libraries()
-    enable_compilation_cache()
     parser = OneLineParser(
         prog=PROG,
         description="Rebuild a run's config from MLflow, train again, compare the final "
@@ -29,7 +29,14 @@ def run(argv: list[str] | None = None) -> int:
     add_store_option(parser)
     try:
         args = parser.parse_args(argv)
-        identical, difference, kind = rerun.rerun(args.run_id, args.tracking_uri)
+        # Before JAX starts: as many CPU devices as the grid had shards, to split it the same way.
+        recorded = rerun.read_recorded(
+            args.run_id,
+            args.tracking_uri,
+            on_run=lambda run: use_cpu_cores(at_least=rerun.devices_needed(run)),
+        )
+        enable_compilation_cache()
+        identical, difference, kind = rerun.reproduce(recorded)
     except BackpropLabError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from backprop_lab.core.train import (
     TrainSpec,
     TrainState,
     finish_history,
+    kept_snapshots,
     make_trainer,
 )
 
@@ -95,9 +96,22 @@ def chunk_epochs_for(
     """Epochs per chunk so one chunk takes about ``target_seconds`` on a CPU core.
 
     Stopping (Ctrl-C, SIGTERM) waits for the chunks in flight (the one running and the one
-    queued behind it), so this bounds the reaction time. The estimate is cheap: a fixed cost
-    per optimizer step plus a cost per weight and sample, measured on the CPU machines this
-    project runs on; a faster device simply reacts sooner.
+    queued behind it), so this bounds the reaction time. A faster device simply reacts sooner.
+    """
+    epoch_seconds = estimated_epoch_seconds(spec, num_samples, cells)
+    # Not capped by spec.epochs: runs of any length then share one program, so a run of e
+    # epochs and epoch e of a longer run give the same bits. Rounded down to 1, 2 or 5 times a
+    # power of ten, which divides the round epoch counts people choose (a last chunk that
+    # reaches past the end skips its extra epochs, but still steps through them).
+    return _round_number_at_most(max(1, int(target_seconds / epoch_seconds)))
+
+
+def estimated_epoch_seconds(spec: TrainSpec, num_samples: int, cells: int = 1) -> float:
+    """Seconds one epoch of ``cells`` networks takes on one CPU core, roughly.
+
+    The estimate is cheap: a fixed cost per optimizer step plus a cost per weight and sample,
+    measured on the CPU machines this project runs on (it overestimates large matrix products,
+    which run faster per weight).
     """
     params = count_parameters(spec.architecture)
     if spec.batching == "full":
@@ -110,12 +124,7 @@ def chunk_epochs_for(
     # Seconds per optimizer step: ~60 ns of overhead plus ~1.5 ns per weight per sample, for
     # every cell; evaluation adds one forward pass over the data per epoch.
     step_seconds = 6e-8 + 1.5e-9 * params * batch * cells
-    epoch_seconds = steps * step_seconds + 1.5e-9 * params * num_samples * cells
-    # Not capped by spec.epochs: runs of any length then share one program, so a run of e
-    # epochs and epoch e of a longer run give the same bits. Rounded down to 1, 2 or 5 times a
-    # power of ten, which divides the round epoch counts people choose (a last chunk that
-    # reaches past the end skips its extra epochs, but still steps through them).
-    return _round_number_at_most(max(1, int(target_seconds / epoch_seconds)))
+    return steps * step_seconds + 1.5e-9 * params * num_samples * cells
 
 
 def _round_number_at_most(value: int) -> int:
@@ -217,7 +226,7 @@ def train_from_seed(
     start_args = (jnp.asarray(seed, jnp.uint32), jnp.asarray(learning_rate, dtype))
     run = run_programs(spec, seeded_programs(spec, init_fn), start_args, data, **options)
     to_host = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
-    snapshots = run.state.snapshots
+    snapshots = kept_snapshots(run.state.snapshots)
     return TrainResult(
         to_host(run.state.params),
         run.history,

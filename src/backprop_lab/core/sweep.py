@@ -4,7 +4,10 @@ A grid of ``L`` rates and ``S`` seeds is flattened to ``L·S`` cells. Each cell'
 weights come from its seed's key, drawn for all cells in one vectorised ``jax.random`` call,
 and every cell runs the same compiled program as a single network would, so a cell of the
 grid equals the same config trained alone. When JAX sees several devices, the cells are
-split across them along one mesh axis.
+split into shards along one mesh axis, one shard per device, which train side by side (on a
+CPU, :mod:`backprop_lab.devices` shows XLA one device per core). Each shard's program is
+compiled for its own number of cells, so a grid's bits depend on its shard count: it is part
+of what a run records.
 """
 
 from __future__ import annotations
@@ -20,22 +23,26 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backprop_lab.core.model import Params
-from backprop_lab.core.runner import run_programs, seed_keys
+from backprop_lab.core.runner import estimated_epoch_seconds, run_programs, seed_keys
 from backprop_lab.core.train import (
     Data,
     History,
     TrainResult,
     TrainSpec,
+    kept_snapshots,
     make_trainer,
 )
+from backprop_lab.errors import BackpropLabError
 
 
 class GridResult(NamedTuple):
-    """A trained grid: every field of ``result`` has leading axes ``(rates, seeds)``."""
+    """A trained grid: every field of ``result`` has leading axes ``(rates, seeds)``;
+    ``shards`` is the number of devices its cells were split across."""
 
     learning_rates: np.ndarray
     seeds: np.ndarray
     result: TrainResult
+    shards: int = 1
 
 
 def log_spaced(start: float, stop: float, num: int) -> list[float]:
@@ -43,16 +50,41 @@ def log_spaced(start: float, stop: float, num: int) -> list[float]:
     return [float(value) for value in np.logspace(math.log10(start), math.log10(stop), num)]
 
 
-def _shard_cells(tree, num_cells: int):
-    """Pad the leading (cell) axis to a multiple of the device count and shard it."""
+# Splitting a grid across CPU devices costs a longer first compilation (about 0.7 s more on
+# two cores; the persistent compilation cache keeps it for the next run) and halves the
+# training on two cores: it pays from about a second of training.
+MIN_SECONDS_TO_SPLIT = 1.0
+
+
+def default_shards(spec: TrainSpec, num_samples: int, num_cells: int) -> int:
+    """The shards a grid is split into: one per device JAX sees, at most one per cell; on a
+    CPU, only when its training is estimated to take ``MIN_SECONDS_TO_SPLIT`` or more."""
+    devices = jax.device_count()
+    if devices == 1 or num_cells == 1:
+        return 1
+    if jax.default_backend() == "cpu":
+        seconds = spec.epochs * estimated_epoch_seconds(spec, num_samples, num_cells)
+        if seconds < MIN_SECONDS_TO_SPLIT:
+            return 1
+    return min(devices, num_cells)
+
+
+def _shard_cells(tree, num_cells: int, shards: int):
+    """Pad the leading (cell) axis to a multiple of ``shards`` and split it over that many
+    devices (the first ``shards`` JAX sees)."""
     devices = jax.devices()
-    if len(devices) == 1:
-        return tree, num_cells
-    padded = -(-num_cells // len(devices)) * len(devices)
+    if shards > len(devices):
+        raise BackpropLabError(
+            f"this grid is split into {shards} shards, but JAX sees {len(devices)} "
+            f"device(s); set XLA_FLAGS=--xla_force_host_platform_device_count={shards} on a CPU"
+        )
+    if shards == 1:
+        return tree
+    padded = -(-num_cells // shards) * shards
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - num_cells, axis=0)])  # noqa: E731
     tree = jax.tree_util.tree_map(pad, tree)
-    sharding = NamedSharding(Mesh(np.array(devices), ("cells",)), PartitionSpec("cells"))
-    return jax.device_put(tree, sharding), padded
+    mesh = Mesh(np.array(devices[:shards]), ("cells",))
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("cells")))
 
 
 class CellPrograms(NamedTuple):
@@ -105,7 +137,7 @@ def train_grid(
     seeds: Sequence[int],
     data: Data,
     *,
-    shard: bool = True,
+    shards: int | None = None,
     **options,
 ) -> GridResult:
     """Train every (learning rate, seed) cell of a grid as one compiled program per chunk.
@@ -118,7 +150,8 @@ def train_grid(
       learning_rates: the grid's rows.
       seeds: the grid's columns; each gives the cell's init and shuffle keys.
       data: the training (and test) arrays, shared by every cell.
-      shard: split the cells across devices when JAX sees more than one.
+      shards: how many devices the cells are split across (None: :func:`default_shards`;
+        1: one device). The result's bits depend on it.
       options: ``should_stop`` (asked between chunks; True ends training early),
         ``on_chunk`` (called after each chunk with its metrics, flattened over cells) and
         ``timings`` (see :func:`backprop_lab.core.train.run_programs`).
@@ -128,8 +161,9 @@ def train_grid(
     num_rates, num_seeds = len(rates), len(seed_array)
     num_cells = num_rates * num_seeds
     inputs = cell_inputs(rates, seed_array, data.x_train.dtype)
-    if shard:
-        inputs, _ = _shard_cells(inputs, num_cells)
+    if shards is None:
+        shards = default_shards(spec, data.x_train.shape[0], num_cells)
+    inputs = _shard_cells(inputs, num_cells, shards)
     run = run_programs(spec, cell_programs(spec, init_fn), inputs, data, **options)
     states = run.state
 
@@ -143,9 +177,11 @@ def train_grid(
         unflatten(run.initial_accuracy),
         unflatten(run.diverged_epoch),
         run.epochs_done,
-        None if states.snapshots is None else jax.tree_util.tree_map(unflatten, states.snapshots),
+        None
+        if states.snapshots is None
+        else jax.tree_util.tree_map(unflatten, kept_snapshots(states.snapshots, axis=1)),
     )
-    return GridResult(rates, seed_array, result)
+    return GridResult(rates, seed_array, result, shards)
 
 
 def cell(grid: GridResult, rate_index: int, seed_index: int) -> TrainResult:
