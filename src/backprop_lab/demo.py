@@ -10,8 +10,10 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.console import Console
 
@@ -35,13 +37,88 @@ def _command(name: str, multirun: bool) -> list[str]:
     return [train, *(["-m"] if multirun else []), f"experiment={name}"]
 
 
+class _Study(NamedTuple):
+    index: int
+    name: str
+    multirun: bool
+    process: subprocess.Popen
+    log: Path
+    started: float
+
+
+def _run_studies(console, studies, root: Path, jobs: int) -> tuple[str, int] | None:
+    """Run the studies, up to ``jobs`` at a time, each as its own ``bplab-train`` process.
+
+    Each study's output goes to a log file and is printed whole, in the studies' order, once it
+    is done, so that studies running side by side never interleave their lines. Returns the
+    first failed study's ``(name, exit status)``, or None. The processes share the store:
+    starting together on it is safe (see "Nothing lost" in the README).
+    """
+    logs = Path(tempfile.mkdtemp(prefix="bplab-demo-"))
+    pending = list(enumerate(studies, start=1))
+    running: list[_Study] = []
+    finished: dict[int, tuple[_Study, int]] = {}
+    shown = 0
+    status = console.status("starting")
+    status.start()
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, jobs):
+                index, (name, multirun) = pending.pop(0)
+                log = logs / f"{index:02d}_{name}.log"
+                with log.open("wb") as sink:
+                    process = subprocess.Popen(
+                        _command(name, multirun), cwd=root, stdout=sink, stderr=subprocess.STDOUT
+                    )
+                running.append(_Study(index, name, multirun, process, log, time.perf_counter()))
+            time.sleep(0.05)
+            now = time.perf_counter()
+            status.update(
+                "running "
+                + ", ".join(f"{study.name} ({now - study.started:.0f} s)" for study in running)
+            )
+            for study in [study for study in running if study.process.poll() is not None]:
+                running.remove(study)
+                finished[study.index] = (study, time.perf_counter() - study.started)
+            # Print every study done, in order, up to the first still running.
+            while shown + 1 in finished:
+                shown += 1
+                study, seconds = finished[shown]
+                command = " ".join(["bplab-train", *_command(study.name, study.multirun)[1:]])
+                console.print(f"[bold cyan][{shown}/{len(studies)}][/] {command}")
+                console.out(study.log.read_text(errors="replace").rstrip("\n"), highlight=False)
+                if study.process.returncode != 0:
+                    return study.name, study.process.returncode
+                console.print(f"    done in {seconds:.1f} s")
+        return None
+    except KeyboardInterrupt:
+        # The studies got the same Ctrl-C: each ends its runs KILLED; wait for that.
+        for study in running:
+            study.process.wait()
+        return running[0].name if running else "demo", 130
+    finally:
+        status.stop()
+        for study in running:
+            if study.process.poll() is None:
+                study.process.terminate()
+                study.process.wait()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from backprop_lab.devices import available_cores
     from backprop_lab.paths import project_root
     from backprop_lab.tracking import find_experiment_id, resolve_tracking_uri, ui_command
 
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="run only these studies")
     parser.add_argument("--out", default=None, help="report folder (default: experiments/)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="studies run side by side (default: one per CPU core)",
+    )
     args = parser.parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
     root = project_root()
@@ -54,20 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             f"make demo: error: unknown studies {sorted(unknown)}; choose from {[name for name, _ in STUDIES]}"
         )
         return 2
-    console.print(f"[bold]backprop-lab demo[/]: {len(studies)} studies on {uri}")
-    for index, (name, multirun) in enumerate(studies, start=1):
-        command = _command(name, multirun)
+    jobs = args.jobs or available_cores()
+    console.print(
+        f"[bold]backprop-lab demo[/]: {len(studies)} studies on {uri}, {min(jobs, len(studies))} at a time"
+    )
+    failed = _run_studies(console, studies, root, jobs)
+    if failed is not None:
+        name, status = failed
         console.print(
-            f"[bold cyan][{index}/{len(studies)}][/] {' '.join(['bplab-train', *command[1:]])}"
+            f"[red]make demo: study {name} failed (exit {status}); runs recorded so far are kept in {uri}[/]"
         )
-        study_started = time.perf_counter()
-        done = subprocess.run(command, cwd=root)
-        if done.returncode != 0:
-            console.print(
-                f"[red]make demo: study {name} failed (exit {done.returncode}); runs recorded so far are kept in {uri}[/]"
-            )
-            return 1
-        console.print(f"    done in {time.perf_counter() - study_started:.1f} s")
+        return 130 if status in (130, -2) else 1
     out = Path(args.out) if args.out else root / "experiments"
     report = [str(Path(sys.executable).parent / "bplab-report"), "--out", str(out)]
     for name, _ in studies:

@@ -10,6 +10,8 @@ from report_store import EXPERIMENTS, build_reports
 from backprop_lab import tracking
 from backprop_lab.cli import report as cli_report
 
+report_run = cli_report.run
+
 
 def test_unknown_experiment_is_one_line_and_exit_2(store, tmp_path, capsys):
     assert build_reports(store.uri, tmp_path / "out", "grid_study", "no_such_study") == 2
@@ -60,3 +62,24 @@ def test_run_picks_an_older_sweep_to_report_on(store, tmp_path, capsys):
     assert cli_report.run([*argv, "--run", store.older.run_id]) == 2
     assert "needs exactly one --experiment" in capsys.readouterr().err
     assert cli_report.run([*argv, "--experiment", "xor_mlp", "--run", "nope"]) == 2
+
+
+def test_reports_built_side_by_side_equal_those_built_one_by_one(store, built, tmp_path, capsys):
+    """``built`` used one worker process per core; --jobs 1 builds in this process."""
+    assert report_run(["--out", str(tmp_path), "--tracking-uri", store.uri, "--jobs", "1"]) == 0
+    names = sorted(path.parent.parent.name for path in built.glob("*/report/report.md"))
+    assert len(names) >= 2
+    for name in names:
+        side_by_side = (built / name / "report" / "report.md").read_text()
+        one_by_one = (tmp_path / name / "report" / "report.md").read_text()
+        assert one_by_one == side_by_side, name
+        figures = sorted(p.name for p in (built / name / "report" / "figures").iterdir())
+        assert figures == sorted(p.name for p in (tmp_path / name / "report" / "figures").iterdir())
+
+
+@pytest.mark.parametrize("value", ["0", "x", "65"])
+def test_a_bad_jobs_count_is_one_line_and_exit_2(store, tmp_path, capsys, value):
+    code = report_run(["--out", str(tmp_path), "--tracking-uri", store.uri, "--jobs", value])
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("bplab-report: error: argument --jobs:")

@@ -1,0 +1,62 @@
+"""``make demo`` runs its studies side by side and prints each one whole, in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.faults import environment, runs
+
+
+def test_the_demo_runs_studies_side_by_side_on_a_fresh_store_and_prints_them_in_order(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backprop_lab.demo",
+            "--only",
+            "seed_example",
+            "xor_mlp",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        env=environment(MLFLOW_TRACKING_URI=store),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "2 studies on" in out and "2 at a time" in out
+    first, second = (
+        out.index("[1/2] bplab-train experiment=seed_example"),
+        out.index("[2/2] bplab-train experiment=xor_mlp"),
+    )
+    # Each study's own lines come whole, under its heading, never interleaved.
+    assert first < out.index("seed_example seed=0 |") < second < out.index("xor_mlp seed=0 |")
+    assert out.count("done in") == 2
+    assert "Demo finished in" in out
+    # Both processes started together on a store that did not exist: both runs recorded.
+    statuses = sorted(run.info.status for run in runs(store))
+    assert statuses == ["FINISHED", "FINISHED"]
+    for study in ("seed_example", "xor_mlp"):
+        assert (tmp_path / "report" / study / "report" / "report.html").is_file()
+
+
+def test_a_failed_study_stops_the_demo_with_its_output(tmp_path):
+    bad_store = tmp_path / "not-a-store.db"
+    bad_store.write_text("this is not a database")
+    done = subprocess.run(
+        [sys.executable, "-m", "backprop_lab.demo", "--only", "xor_mlp", "--out", str(tmp_path)],
+        env=environment(MLFLOW_TRACKING_URI=f"sqlite:///{bad_store}"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "bplab-train: error:" in done.stdout
+    assert "make demo: study xor_mlp failed (exit 2)" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
