@@ -5,7 +5,8 @@ scikit-learn's bundled 8×8 digits (1,438 training images), mini-batch SGD (batc
 In one run:
 
 1. the engine: ``core.sweep.train_grid`` as ``bplab-train`` builds it (chunked, the schedule's
-   rate per epoch, per-epoch training and test loss and accuracy, the trajectory's snapshots);
+   rate per epoch, per-epoch training and test loss and accuracy, the trajectory's snapshots,
+   the cells on one XLA device per CPU core when the grid has a second or more of training);
 2. the plain baseline: what a JAX engineer would write for the same job, ``jit(vmap(...))``
    over the 128 (rate, seed) cells of a ``lax.scan`` over epochs around a ``lax.scan`` over
    shuffled mini-batches, with optax's SGD at the epoch's cosine rate and optax's softmax
@@ -120,6 +121,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from backprop_lab.devices import use_cpu_cores
+
+    use_cpu_cores()  # as every bplab command does, before JAX starts
     import jax
     import jax.numpy as jnp
 
@@ -128,7 +132,7 @@ def main() -> int:
     from backprop_lab.core.model import Architecture, init_params
     from backprop_lab.core.optim import Schedule
     from backprop_lab.core.runner import chunk_epochs_for
-    from backprop_lab.core.sweep import log_spaced, train_grid
+    from backprop_lab.core.sweep import default_shards, log_spaced, train_grid
     from backprop_lab.core.train import TrainSpec, to_device_data
     from backprop_lab.core.trajectory import snapshot_plan
 
@@ -173,6 +177,7 @@ def main() -> int:
         "plain_jax_samples_per_s": round(trained / plain_s),
         "speedup_vs_plain_jax": round(plain_s / engine_s, 3),
         "first_call_speedup_vs_plain_jax": round(plain_first / engine_first, 3),
+        "engine_shards": default_shards(spec, len(data.x_train), len(rates) * len(seeds)),
         "backend": jax.default_backend(),
     }
     if args.json:

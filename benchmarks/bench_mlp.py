@@ -4,7 +4,9 @@
 In one run:
 
 1. the engine: ``core.sweep.train_grid`` (the program ``bplab-train`` runs for a grid:
-   chunked, with per-epoch training loss and accuracy and the trajectory's snapshots);
+   chunked, with per-epoch training loss and accuracy and the trajectory's snapshots, its
+   cells split across one XLA device per CPU core, as for any grid with a second or more of
+   training);
 2. the plain baseline: what a JAX engineer would write for the same job, ``jit(vmap(...))``
    of a ``lax.scan`` over epochs around a ``lax.scan`` over shuffled mini-batches, with optax's
    Adam and the same per-epoch loss and accuracy on the training set;
@@ -95,13 +97,16 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from backprop_lab.devices import use_cpu_cores
+
+    use_cpu_cores()  # as every bplab command does, before JAX starts
     import jax
     import jax.numpy as jnp
 
     from backprop_lab.core.data import make_dataset
     from backprop_lab.core.model import Architecture, init_params
     from backprop_lab.core.runner import chunk_epochs_for
-    from backprop_lab.core.sweep import train_grid
+    from backprop_lab.core.sweep import default_shards, train_grid
     from backprop_lab.core.train import TrainSpec, to_device_data
     from backprop_lab.core.trajectory import snapshot_plan
 
@@ -136,6 +141,7 @@ def main() -> int:
         "engine_samples_per_s": round(samples / engine_s),
         "plain_jax_samples_per_s": round(samples / plain_s),
         "speedup_vs_plain_jax": round(plain_s / engine_s, 3),
+        "engine_shards": default_shards(spec, SAMPLES, len(seeds)),
         "backend": jax.default_backend(),
     }
     if args.json:

@@ -270,13 +270,20 @@ def _single_figures(record, job, result) -> None:
 # A grid of learning rates × seeds
 
 
-def grid_arrays(cfg: DictConfig, grid, spec) -> dict[str, np.ndarray]:
+def grid_arrays(cfg: DictConfig, grid, spec, has_test: bool = True) -> dict[str, np.ndarray]:
     """Everything ``grid.npz`` holds: axes, curves, verdicts and final weights, and under a
-    schedule the rate of every epoch of every row (``epoch_learning_rates``)."""
+    schedule the rate of every epoch of every row (``epoch_learning_rates``).
+
+    Without a test split (``has_test=False``) there are no test curves: they would be NaN for
+    every cell and epoch, as many values as the training curves (readers treat a missing test
+    curve as no test split).
+    """
     from backprop_lab.core.train import epoch_learning_rates
 
     result = grid.result
     history = history_arrays(result.history)
+    if not has_test:
+        del history["test_loss"], history["test_accuracy"]
     outcomes = analysis.cell_outcomes(
         success_rule(cfg),
         history["loss"][..., : max(int(result.epochs_done), 1)],
@@ -308,13 +315,13 @@ def grid_arrays(cfg: DictConfig, grid, spec) -> dict[str, np.ndarray]:
 def record_grid(record: RunRecord, cfg: DictConfig, job, grid, files: FileWriter) -> Outcome:
     """Put a grid's arrays, table, figures, scalars and per-rate children into its record
     (``grid.npz`` and the trajectory are written by ``files``)."""
-    arrays = grid_arrays(cfg, grid, job.spec)
+    arrays = grid_arrays(cfg, grid, job.spec, job.dataset.has_test)
     folder = record.artifact_dir
     files.submit(save_npz, folder / "grid.npz", arrays, record.status != "KILLED")
     done = int(grid.result.epochs_done)
     trajectory = trajectory_arrays(job.spec.snapshot_epochs, grid.result.snapshots, done)
     files.submit(write_trajectory, folder, trajectory)
-    curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES}
+    curves = {key: arrays[key][..., :done] for key in HISTORY_NAMES if key in arrays}
     view = {**arrays, **curves}
     _explorer_unless_waited_for(
         record, job, view, trajectory, done * len(view["seeds"]) * len(view["learning_rates"])
