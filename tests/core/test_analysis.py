@@ -139,3 +139,42 @@ def test_nan_percentile_gives_numpys_numbers_bit_for_bit(dtype):
         found = analysis.nan_percentile(curves, q)
         assert found.dtype == expected.dtype
         np.testing.assert_array_equal(found, expected)
+
+
+def test_curves_are_judged_the_same_a_few_rows_at_a_time(monkeypatch):
+    """Long curves are scanned in blocks of rows (no float64 copy of them all); the verdicts
+    equal those of the whole arrays at once, NaN (diverged) epochs and float32 included."""
+    from backprop_lab.core import analysis
+
+    rng = np.random.default_rng(3)
+    loss = rng.uniform(0.0, 0.05, size=(5, 7, 300)).astype(np.float32)
+    loss[1, 2, 40:] = np.nan
+    loss[4, 0, :] = np.nan
+    accuracy = rng.uniform(0.0, 1.0, size=loss.shape).astype(np.float32)
+    accuracy[3, 3, :] = np.nan
+    whole_reached = np.nan_to_num(loss.astype(float), nan=np.inf) <= 0.01
+    expected = np.where(whole_reached.any(-1), np.argmax(whole_reached, -1) + 1, 0)
+    for block in (1, 7, 301, 1 << 22):
+        monkeypatch.setattr(analysis, "_BLOCK_VALUES", block)
+        np.testing.assert_array_equal(analysis.epochs_to_target(loss, 0.01), expected)
+        grid = {
+            "learning_rates": np.linspace(0.1, 1.0, 5),
+            "seeds": np.arange(7),
+            "loss": loss,
+            "accuracy": accuracy,
+            "diverged_epoch": np.zeros((5, 7), int),
+            "initial_loss": np.full((5, 7), 0.25),
+        }
+        rule = analysis.SuccessRule(success_accuracy=0.5)
+        outcomes = analysis.cell_outcomes(
+            rule, loss, accuracy, grid["initial_loss"], grid["diverged_epoch"]
+        )
+        grid.update(outcomes._asdict())
+        rows = analysis.rate_rows(grid)
+        finite_best = [float(np.nanmax(accuracy[r].astype(float))) for r in range(5)]
+        assert [row.best_accuracy_any_epoch for row in rows] == finite_best
+        assert [row.median_final_loss for row in rows] == [
+            float(np.median(loss[r, :, -1][np.isfinite(loss[r, :, -1])].astype(float)))
+            for r in range(5)
+        ]
+    assert np.isnan(analysis._finite_max_of_curves(np.full((2, 3), np.nan, np.float32)))

@@ -31,14 +31,31 @@ class SuccessRule(NamedTuple):
     requires_target_loss: bool = False
 
 
+# Curves are scanned this many values at a time: a long grid's curves are gigabytes, and a
+# float64 copy of them all would double that (a stopped grid's record waited on it).
+_BLOCK_VALUES = 1 << 22
+
+
+def _curve_blocks(curves: np.ndarray):
+    """``(rows, block)``: the curves (epochs last) as rows, a few rows at a time, in float64."""
+    rows = curves.reshape(-1, curves.shape[-1]) if curves.ndim else curves.reshape(1, 1)
+    step = max(1, _BLOCK_VALUES // max(1, rows.shape[1]))
+    for start in range(0, rows.shape[0], step):
+        yield slice(start, start + step), np.asarray(rows[start : start + step], dtype=float)
+
+
 def epochs_to_target(loss_history, target_loss: float) -> np.ndarray:
     """First epoch (1-based) whose loss is at or below ``target_loss``; 0 where never reached.
 
     Works on any leading axes; the last axis is epochs. NaN (a diverged epoch) never counts.
     """
-    reached = np.nan_to_num(np.asarray(loss_history, dtype=float), nan=np.inf) <= target_loss
-    first = np.argmax(reached, axis=-1) + 1
-    return np.where(reached.any(axis=-1), first, 0)
+    loss = np.asarray(loss_history)
+    first = np.zeros(loss.shape[:-1] if loss.ndim else (), dtype=np.int64).reshape(-1)
+    for rows, block in _curve_blocks(loss):
+        # NaN <= target is False: a diverged epoch never counts.
+        reached = block <= target_loss
+        first[rows] = np.where(reached.any(axis=-1), np.argmax(reached, axis=-1) + 1, 0)
+    return first.reshape(loss.shape[:-1] if loss.ndim else ())
 
 
 def solved(rule: SuccessRule, final_accuracy, final_loss, diverged_epoch) -> np.ndarray:
@@ -79,6 +96,17 @@ finite_std = _of_finite(np.std)
 finite_max = _of_finite(np.max)
 
 
+def _finite_max_of_curves(curves) -> float:
+    """:func:`finite_max` of whole curves, read a block at a time (the maximum is exact in any
+    float width)."""
+    best = -math.inf
+    for _, block in _curve_blocks(np.asarray(curves)):
+        finite = block[np.isfinite(block)]
+        if finite.size:
+            best = max(best, float(finite.max()))
+    return best if best > -math.inf else math.nan
+
+
 class CellOutcomes(NamedTuple):
     """Per-cell verdicts of a grid, each of shape ``(rates, seeds)``."""
 
@@ -89,11 +117,12 @@ class CellOutcomes(NamedTuple):
 
 def cell_outcomes(rule: SuccessRule, loss, accuracy, initial_loss, diverged_epoch) -> CellOutcomes:
     """Judge every cell from its curves (``(..., epochs)``) and its loss before training."""
-    loss = np.asarray(loss, dtype=float)
-    final_accuracy = np.nan_to_num(np.asarray(accuracy, dtype=float)[..., -1], nan=0.0)
+    loss = np.asarray(loss)
+    final_loss = np.asarray(loss[..., -1], dtype=float)
+    final_accuracy = np.nan_to_num(np.asarray(np.asarray(accuracy)[..., -1], dtype=float), nan=0.0)
     return CellOutcomes(
-        solved=solved(rule, final_accuracy, loss[..., -1], diverged_epoch),
-        improved=improved(loss[..., -1], initial_loss),
+        solved=solved(rule, final_accuracy, final_loss, diverged_epoch),
+        improved=improved(final_loss, initial_loss),
         epochs_to_target=epochs_to_target(loss, rule.target_loss),
     )
 
@@ -133,12 +162,12 @@ def rate_rows(grid: Mapping[str, np.ndarray]) -> list[RateRow]:
     ``solved``, ``improved``, ``diverged_epoch``, ``epochs_to_target`` and, when there is a
     test split, ``test_accuracy``.
     """
-    finals = np.asarray(grid["loss"], dtype=float)[..., -1]
-    accuracy_curves = np.asarray(grid["accuracy"], dtype=float)
-    accuracy = accuracy_curves[..., -1]
+    finals = np.asarray(np.asarray(grid["loss"])[..., -1], dtype=float)
+    accuracy_curves = np.asarray(grid["accuracy"])
+    accuracy = np.asarray(accuracy_curves[..., -1], dtype=float)
     test = grid.get("test_accuracy")
     test_accuracy = (
-        np.asarray(test, dtype=float)[..., -1]
+        np.asarray(np.asarray(test)[..., -1], dtype=float)
         if test is not None
         else np.full_like(accuracy, np.nan)
     )
@@ -161,7 +190,7 @@ def rate_rows(grid: Mapping[str, np.ndarray]) -> list[RateRow]:
                 median_accuracy=finite_median(accuracy[r]),
                 mean_accuracy=finite_mean(accuracy[r]),
                 best_accuracy=finite_max(accuracy[r]),
-                best_accuracy_any_epoch=finite_max(accuracy_curves[r]),
+                best_accuracy_any_epoch=_finite_max_of_curves(accuracy_curves[r]),
                 median_test_accuracy=finite_median(test_accuracy[r]),
             )
         )
@@ -216,14 +245,16 @@ def grid_summary(
     """Summarise a grid (the arrays of ``grid.npz``) across all its cells."""
     rows = rate_rows(grid) if rows is None else rows
     best = best_rate_index(rows)
-    losses = np.asarray(grid["loss"], dtype=float)
-    accuracy = np.nan_to_num(np.asarray(grid["accuracy"], dtype=float)[..., -1], nan=0.0)
+    losses = np.asarray(grid["loss"])
+    accuracy = np.nan_to_num(
+        np.asarray(np.asarray(grid["accuracy"])[..., -1], dtype=float), nan=0.0
+    )
     return GridSummary(
         cells=int(losses.shape[0] * losses.shape[1]),
         success_rate=float(np.asarray(grid["solved"]).mean()),
         improved_fraction=float(np.asarray(grid["improved"]).mean()),
         diverged_fraction=float((np.asarray(grid["diverged_epoch"]) > 0).mean()),
-        median_final_loss=finite_median(losses[..., -1]),
+        median_final_loss=finite_median(np.asarray(losses[..., -1], dtype=float)),
         mean_final_accuracy=float(np.mean(accuracy)),
         best_row=best,
         best_learning_rate=rows[best].rate,

@@ -59,7 +59,7 @@ def run_in_chunks(
     honoured after the chunks in flight; the first chunk always runs.
     """
     length = spec.chunk_length
-    parts: list[EpochMetrics] = []
+    curves = _Curves(spec.epochs)
     epochs_done, next_epoch = 0, 0
     in_flight = None  # (first epoch, metrics still on the device)
     while True:
@@ -75,19 +75,54 @@ def run_in_chunks(
             chunk = EpochMetrics(
                 *(None if m is None else np.asarray(m)[..., :count] for m in device_metrics)
             )
-            parts.append(chunk)
+            curves.append(chunk)
             epochs_done = first + count
             if on_chunk is not None:
                 on_chunk(ChunkProgress(epochs_done, spec.epochs, chunk, first))
         in_flight = launched
         if in_flight is None:
-            metrics = EpochMetrics(
-                *(
-                    None if columns[0] is None else np.concatenate(columns, axis=-1)
-                    for columns in zip(*parts, strict=True)
-                )
-            )
-            return state, metrics, epochs_done
+            return state, curves.done(), epochs_done
+
+
+class _Curves:
+    """The per-epoch metrics of a run as its chunks come, in buffers that grow by doubling (up
+    to the run's epochs) and are returned as views of the epochs done.
+
+    Joining the chunks at the end would copy every curve once more while the user waits: a
+    stopped grid of 48 cells × 3.5 million epochs spent 3.5 s there. Growing copies at most
+    as much again in total, but while the device trains the next chunk.
+    """
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.buffers: list[np.ndarray | None] | None = None
+        self.filled = 0
+
+    def append(self, chunk: EpochMetrics) -> None:
+        count = next(m.shape[-1] for m in chunk if m is not None)
+        if self.buffers is None:
+            capacity = min(self.epochs, max(count * 16, 1))
+            self.buffers = [
+                None if m is None else np.empty((*m.shape[:-1], capacity), m.dtype) for m in chunk
+            ]
+        capacity = next(b.shape[-1] for b in self.buffers if b is not None)
+        if self.filled + count > capacity:
+            capacity = min(self.epochs, max(2 * capacity, self.filled + count))
+            self.buffers = [None if b is None else self._grown(b, capacity) for b in self.buffers]
+        for buffer, m in zip(self.buffers, chunk, strict=True):
+            if buffer is not None:
+                buffer[..., self.filled : self.filled + count] = m
+        self.filled += count
+
+    def _grown(self, buffer: np.ndarray, capacity: int) -> np.ndarray:
+        grown = np.empty((*buffer.shape[:-1], capacity), buffer.dtype)
+        grown[..., : self.filled] = buffer[..., : self.filled]
+        return grown
+
+    def done(self) -> EpochMetrics:
+        if self.buffers is None:
+            return EpochMetrics(None, None, None, None)
+        return EpochMetrics(*(None if b is None else b[..., : self.filled] for b in self.buffers))
 
 
 def chunk_epochs_for(
