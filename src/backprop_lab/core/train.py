@@ -427,12 +427,8 @@ def _snapshot_slots(spec: TrainSpec, epoch_numbers: jax.Array) -> jax.Array:
 
 
 def _keep_snapshot(state: TrainState, slot) -> TrainState:
-    """Copy the parameters into ``slot`` (see :func:`_snapshot_slots`).
-
-    Writing every epoch, somewhere, keeps the buffer updated in place with no branch: a
-    conditional write cost about a sixth of a small grid's time. :func:`kept_snapshots` drops
-    the spare slot.
-    """
+    """Copy the parameters into ``slot`` (see :func:`_snapshot_slots`): written every epoch,
+    somewhere, the buffer is updated in place with no branch."""
     snapshots = jax.tree_util.tree_map(
         lambda buffer, leaf: buffer.at[slot].set(leaf), state.snapshots, state.params
     )
