@@ -86,8 +86,8 @@ def initial_params_fn(cfg: DictConfig, architecture: Architecture) -> Callable:
 _PARAMETER_COPIES = 6
 
 
-# Host copies of the per-epoch curves at their peak: the chunks as they come, the joined
-# curves, and the arrays a record derives from them.
+# Host copies of the per-epoch curves at their peak: the growing buffers (old and new while
+# one doubles) and the arrays a record derives from them.
 _CURVE_COPIES = 3
 
 
