@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.faults import environment, runs
 
 
+@pytest.mark.slow
 def test_the_demo_runs_studies_side_by_side_on_a_fresh_store_and_prints_them_in_order(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = subprocess.run(
@@ -46,6 +49,7 @@ def test_the_demo_runs_studies_side_by_side_on_a_fresh_store_and_prints_them_in_
         assert (tmp_path / "report" / study / "report" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_failed_study_stops_the_demo_with_its_output(tmp_path):
     bad_store = tmp_path / "not-a-store.db"
     bad_store.write_text("this is not a database")

@@ -57,6 +57,7 @@ def _grid(shards: str, **env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_grid_uses_one_device_per_core_and_its_shard_count_fixes_its_bits():
     on_two = _grid("all", BPLAB_CPU_DEVICES="2")
     assert (on_two["devices"], on_two["shards"]) == (2, 2)
@@ -73,6 +74,7 @@ def test_a_grid_uses_one_device_per_core_and_its_shard_count_fixes_its_bits():
     np.testing.assert_allclose(single["loss"], on_two["loss"], rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_user_chosen_device_count_is_kept():
     result = _grid("all", XLA_FLAGS="--xla_force_host_platform_device_count=3")
     assert (result["devices"], result["shards"]) == (3, 3)
