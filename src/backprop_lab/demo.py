@@ -7,6 +7,7 @@ report is then regenerated from the MLflow store alone into ``experiments/<study
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,9 @@ class _Study(NamedTuple):
     process: subprocess.Popen
     log: Path
     started: float
+
+
+INTERRUPTED = "(interrupted)"
 
 
 def _run_studies(console, studies, root: Path, jobs: int) -> tuple[str, int] | None:
@@ -92,16 +96,19 @@ def _run_studies(console, studies, root: Path, jobs: int) -> tuple[str, int] | N
                 console.print(f"    done in {seconds:.1f} s")
         return None
     except KeyboardInterrupt:
-        # The studies got the same Ctrl-C: each ends its runs KILLED; wait for that.
-        for study in running:
-            study.process.wait()
-        return running[0].name if running else "demo", 130
+        # The studies got the same Ctrl-C: each ends its runs KILLED. Wait for that; a second
+        # Ctrl-C stops waiting (and the studies, which got it too, exit at once).
+        with contextlib.suppress(KeyboardInterrupt):
+            for study in running:
+                study.process.wait()
+        return INTERRUPTED, 130
     finally:
         status.stop()
         for study in running:
             if study.process.poll() is None:
                 study.process.terminate()
-                study.process.wait()
+                with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
+                    study.process.wait(timeout=10)
         shutil.rmtree(logs, ignore_errors=True)
 
 
@@ -136,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         f"[bold]backprop-lab demo[/]: {len(studies)} studies on {uri}, {min(jobs, len(studies))} at a time"
     )
     failed = _run_studies(console, studies, root, jobs)
+    if failed == (INTERRUPTED, 130):
+        console.print(
+            f"[red]make demo: interrupted; runs recorded so far are kept in {uri} (KILLED; "
+            "`bplab-sync outputs/ multirun/` closes any a second Ctrl-C left open)[/]"
+        )
+        return 130
     if failed is not None:
         name, status = failed
         console.print(
@@ -166,4 +179,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # during the report: its processes got the Ctrl-C too
+        print("make demo: interrupted", file=sys.stderr)
+        sys.exit(130)
