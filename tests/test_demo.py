@@ -64,3 +64,43 @@ def test_a_failed_study_stops_the_demo_with_its_output(tmp_path):
     assert "bplab-train: error:" in done.stdout
     assert "make demo: study xor_mlp failed (exit 2)" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_demos_studies_killed_in_one_line(tmp_path):
+    """Ctrl-C in the terminal reaches the demo and its studies (one process group)."""
+    import os
+    import signal
+    import time
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backprop_lab.demo",
+            "--only",
+            "xor_architectures",
+            "threshold_vs_sigmoid",
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        env=environment(MLFLOW_TRACKING_URI=store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "mlflow.db").exists() or not runs(store):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, out
+    assert "Traceback" not in out
+    assert "make demo:" in out.splitlines()[-1]
+    statuses = {run.info.status for run in runs(store)}
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    assert not (tmp_path / "report").exists()
