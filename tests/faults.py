@@ -71,11 +71,16 @@ def wait_for_exit(process: subprocess.Popen, timeout_s: float) -> float:
 
 
 def runs(uri: str) -> list:
-    """Every run of every experiment in the store."""
-    from mlflow.entities import ViewType
-    from mlflow.tracking import MlflowClient
+    """Every run of every experiment in the store.
 
-    client = MlflowClient(uri)
+    The client comes from the project's own opener: a test that polls a fresh SQLite store
+    while the processes under test create it must take the same lock they do, or its own
+    connection races their table migration."""
+    from mlflow.entities import ViewType
+
+    from backprop_lab.tracking.store import client as locked_client
+
+    client = locked_client(uri)
     experiments = client.search_experiments(view_type=ViewType.ALL)
     if not experiments:
         return []
