@@ -551,6 +551,39 @@ def test_rerun_reproduces_a_grid_bitwise(grid):
     assert rerun.rerun(grid.summary.run_id, grid.uri) == (True, 0.0, "grid")
 
 
+def test_a_grid_records_the_layout_of_its_cells(grid):
+    # An online XOR grid trains with its cells last (core.lanes): part of its bits.
+    assert grid.run.data.tags["backprop_lab.grid_layout"] == "lanes"
+
+
+def test_a_grid_recorded_before_layouts_were_tagged_reruns_with_its_cells_first(
+    tmp_path, monkeypatch
+):
+    from backprop_lab import jobs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A grid trained as earlier versions trained every grid, recorded without the layout tag.
+    monkeypatch.setattr(jobs, "resolved_layout", lambda spec: "cells")
+    summary = pipeline.execute(
+        _compose([*GRID_OVERRIDES, f"tracking.uri={uri}"]),
+        output_dir=tmp_path / "job",
+        overrides=GRID_OVERRIDES,
+    )
+    monkeypatch.undo()
+    client = MlflowClient(uri)
+    assert client.get_run(summary.run_id).data.tags["backprop_lab.grid_layout"] == "cells"
+    client.delete_tag(summary.run_id, "backprop_lab.grid_layout")
+    assert rerun.rerun(summary.run_id, uri) == (True, 0.0, "grid")
+    # The tag is what decides: the same weights read as a lanes grid differ in their last bits.
+    client.set_tag(summary.run_id, "backprop_lab.grid_layout", "lanes")
+    identical, difference, _ = rerun.rerun(summary.run_id, uri)
+    assert not identical and 0 < difference < 1e-3
+    client.set_tag(summary.run_id, "backprop_lab.grid_layout", "diagonal")
+    with pytest.raises(BackpropLabError, match="not a layout") as raised:
+        rerun.rerun(summary.run_id, uri)
+    assert "\n" not in str(raised.value)
+
+
 def test_rerun_of_a_grid_child_is_a_one_line_error(grid):
     # A child holds no weights of its own: rerun says so instead of crashing.
     with pytest.raises(BackpropLabError) as raised:

@@ -24,6 +24,7 @@ from backprop_lab.config import (
     validate,
 )
 from backprop_lab.core.data import Dataset, check_class_targets, check_fits
+from backprop_lab.core.lanes import resolved_layout
 from backprop_lab.core.losses import CATEGORICAL_LOSSES
 from backprop_lab.core.model import Architecture
 from backprop_lab.core.runner import chunk_epochs_for
@@ -160,6 +161,9 @@ def prepare(cfg: DictConfig, dataset: Dataset | None = None) -> Job:
     spec = build_spec(cfg, architecture)
     if not grid:
         spec = single_network_spec(spec)
+    else:
+        # Resolved here, so the run records the layout its bits come from.
+        spec = spec._replace(grid_layout=resolved_layout(spec))
     spec = spec._replace(chunk_epochs=chunk_epochs_for(spec, len(dataset.x_train), cells))
     plan = snapshot_plan(
         spec.epochs,

@@ -139,6 +139,7 @@ def run_tags(cfg: DictConfig, job: Job, plan: RunPlan, overrides: list[str]) -> 
     if job.grid:
         # The devices the cells were split across: part of the program, so of its bits.
         tags[TAG_PREFIX + "grid_shards"] = str(job.shards)
+        tags[TAG_PREFIX + "grid_layout"] = job.spec.grid_layout
     tags.update(cluster.job_tags())
     return tags
 

@@ -68,11 +68,23 @@ def logged_weights(
 
 
 def as_recorded(job, tags: dict):
-    """The job with the run's own chunk length and, for a grid, its own shard count: the same
-    program as the run's, so the same bits. A run recorded before training was chunked has no
-    chunk tag and was one program without snapshots; a grid recorded before shards were tagged
-    was split across every device its machine had."""
+    """The job with the run's own chunk length and, for a grid, its own shard count and
+    layout: the same program as the run's, so the same bits. A run recorded before training
+    was chunked has no chunk tag and was one program without snapshots; a grid recorded
+    before shards were tagged was split across every device its machine had, and one recorded
+    before layouts were tagged had its cells first."""
+    from backprop_lab import tracking
+    from backprop_lab.core.lanes import GRID_LAYOUTS
+
     job = job._replace(shards=recorded_shards(job, tags))
+    if job.grid:
+        layout = tags.get(tracking.TAG_PREFIX + "grid_layout", "cells")
+        if layout not in GRID_LAYOUTS:
+            raise BackpropLabError(
+                f"the run's tag {tracking.TAG_PREFIX}grid_layout={layout!r} is not a layout "
+                f"({' or '.join(GRID_LAYOUTS)})"
+            )
+        job = job._replace(spec=job.spec._replace(grid_layout=layout))
     chunk = _count_tag(tags, "chunk_epochs")
     if chunk is None:
         return job._replace(spec=job.spec._replace(chunk_epochs=0, snapshot_epochs=()))

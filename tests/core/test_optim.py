@@ -150,8 +150,8 @@ def _epoch_before_schedules(spec, direction, state, epoch_index, data):
         updates, opt_state = optimizer.update(gradient, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    batches = train_module._epoch_batches(
-        spec, train_module._epoch_key(spec, state.key, epoch_index), data.x_train, data.y_train
+    batches = train_module.epoch_batches(
+        spec, train_module.epoch_key(spec, state.key, epoch_index), data.x_train, data.y_train
     )
     (params, opt_state), _ = jax.lax.scan(
         step, (state.params, state.opt_state), batches, unroll=spec.unroll

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from backprop_lab.core.lanes import from_lanes, resolved_layout, to_lanes
 from backprop_lab.core.model import Params
 from backprop_lab.core.runner import estimated_epoch_seconds, run_programs, seed_keys
 from backprop_lab.core.train import (
@@ -88,10 +89,21 @@ def _shard_cells(tree, num_cells: int, shards: int):
 
 
 class CellPrograms(NamedTuple):
-    """The jitted programs of a set of cells: start them, then run them a chunk at a time."""
+    """The jitted programs of a set of cells: start them, then run them a chunk at a time.
+
+    Between chunks the state has its cells first, as ``vmap`` lays it out, except the
+    snapshots of a grid trained in lanes: they keep the cells last (moving a buffer of every
+    snapshot at every chunk cost a tenth of a small grid's time). ``cells_first`` turns
+    the final snapshots into the usual layout.
+    """
 
     start: Callable
     run_chunk: Callable
+    cells_first: Callable = lambda snapshots: snapshots
+
+
+def _snapshots_cells_first(snapshots):
+    return jax.tree_util.tree_map(lambda leaf: np.moveaxis(np.asarray(leaf), -1, 0), snapshots)
 
 
 @functools.lru_cache(maxsize=32)
@@ -103,19 +115,35 @@ def cell_programs(spec: TrainSpec, init_fn: Callable[[jax.Array], Params]) -> Ce
     first_epoch)`` trains every cell for one chunk of epochs. Cached per (spec, init_fn), so
     repeated grids of the same shape compile once.
     """
-    trainer = make_trainer(spec._replace(batched=True))
+    layout = resolved_layout(spec)
+    trainer = make_trainer(spec._replace(batched=True, grid_layout=layout))
+    # Each cell starts on its own, under vmap: cells first.
+    start_one = make_trainer(spec._replace(batched=True, grid_layout="cells")).start
 
     def start_cell(seed, learning_rate, data: Data):
         init_key, shuffle_key = seed_keys(seed)
-        return trainer.start(init_fn(init_key), learning_rate, shuffle_key, data)
+        return start_one(init_fn(init_key), learning_rate, shuffle_key, data)
 
     def start(cell_seeds: jax.Array, cell_rates: jax.Array, data: Data):
-        return jax.vmap(start_cell, in_axes=(0, 0, None))(cell_seeds, cell_rates, data)
+        state, *metrics = jax.vmap(start_cell, in_axes=(0, 0, None))(cell_seeds, cell_rates, data)
+        if layout == "lanes":
+            state = state._replace(snapshots=to_lanes(state.snapshots))
+        return state, *metrics
 
     def run_chunk(states, data: Data, first_epoch):
-        return jax.vmap(trainer.run_chunk, in_axes=(0, None, None))(states, data, first_epoch)
+        if layout == "cells":
+            return jax.vmap(trainer.run_chunk, in_axes=(0, None, None))(states, data, first_epoch)
+        # Cells last inside the chunk (see core.lanes); outside, all but the snapshots first.
+        snapshots = states.snapshots
+        states = to_lanes(states._replace(snapshots=None))._replace(snapshots=snapshots)
+        states, metrics = trainer.run_chunk(states, data, first_epoch)
+        snapshots = states.snapshots
+        states = from_lanes(states._replace(snapshots=None))._replace(snapshots=snapshots)
+        return states, from_lanes(metrics)
 
-    return CellPrograms(jax.jit(start), jax.jit(run_chunk))
+    if layout == "cells":
+        return CellPrograms(jax.jit(start), jax.jit(run_chunk))
+    return CellPrograms(jax.jit(start), jax.jit(run_chunk), _snapshots_cells_first)
 
 
 def cell_inputs(
@@ -164,7 +192,8 @@ def train_grid(
     if shards is None:
         shards = default_shards(spec, data.x_train.shape[0], num_cells)
     inputs = _shard_cells(inputs, num_cells, shards)
-    run = run_programs(spec, cell_programs(spec, init_fn), inputs, data, **options)
+    programs = cell_programs(spec, init_fn)
+    run = run_programs(spec, programs, inputs, data, **options)
     states = run.state
 
     def unflatten(leaf):
@@ -179,7 +208,9 @@ def train_grid(
         run.epochs_done,
         None
         if states.snapshots is None
-        else jax.tree_util.tree_map(unflatten, kept_snapshots(states.snapshots, axis=1)),
+        else jax.tree_util.tree_map(
+            unflatten, kept_snapshots(programs.cells_first(states.snapshots), axis=1)
+        ),
     )
     return GridResult(rates, seed_array, result, shards)
 

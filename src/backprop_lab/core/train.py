@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from backprop_lab.core import lanes
+from backprop_lab.core.batches import epoch_batches, epoch_key
 from backprop_lab.core.losses import CATEGORICAL_LOSSES, LOSSES, epoch_metrics, get_loss
 from backprop_lab.core.model import (
     Architecture,
@@ -86,6 +88,9 @@ class TrainSpec(NamedTuple):
     # The program is vmapped over many cells (a grid): per-epoch metrics are then cheapest
     # reduced inside the loop; one network is faster emitting predictions (see run_chunk).
     batched: bool = False
+    # How a grid lays out its cells: "cells" (first, as vmap does), "lanes" (last; see
+    # core.lanes) or "auto" (lanes where they suit). A single network ignores it.
+    grid_layout: str = "auto"
     # How the learning rate moves over the epochs; the run's rate is the schedule's peak.
     schedule: Schedule = Schedule()
 
@@ -186,6 +191,7 @@ def validate_spec(spec: TrainSpec) -> None:
             f"snapshot epochs must be distinct, sorted and within 0..{spec.epochs}: {snapshots[:8]}"
         )
     check_schedule(spec.schedule, spec.epochs)
+    lanes.check_layout(spec)
     arch = spec.architecture
     softmax = arch.output_activation == "softmax"
     if softmax != (spec.loss in CATEGORICAL_LOSSES):
@@ -202,52 +208,6 @@ def validate_spec(spec: TrainSpec) -> None:
             "training.method=perceptron trains a single layer of threshold units: set "
             "model.hidden_sizes=[] and model.output_activation=threshold"
         )
-
-
-def _epoch_batches(spec: TrainSpec, key: jax.Array, x: jax.Array, y: jax.Array):
-    """One epoch's batches: inputs ``(batches, size, features)``, targets, and a padding mask.
-
-    The mask is None unless the last mini-batch had to be padded. Online and full-batch
-    training keep the data set's order (the article's), so they need no gather at all.
-    """
-    num_samples = x.shape[0]
-    if spec.batching == "online":
-        return x[:, None, :], y[:, None, :], None
-    if spec.batching == "full":
-        return x[None], y[None], None
-    order = jax.random.permutation(key, num_samples)
-    if spec.batching == "shuffled":
-        return x[order][:, None, :], y[order][:, None, :], None
-    batch_size = min(spec.batch_size, num_samples)
-    num_batches = -(-num_samples // batch_size)
-    padded = num_batches * batch_size
-    # The last batch is filled up with repeats whose mask is 0, so every batch has one shape.
-    indices = order[jnp.arange(padded) % num_samples].reshape(num_batches, batch_size)
-    mask = None
-    if padded != num_samples:
-        mask = (jnp.arange(padded) < num_samples).astype(x.dtype).reshape(num_batches, batch_size)
-    return x[indices], y[indices], mask
-
-
-def _epoch_key(spec: TrainSpec, key: jax.Array, epoch_index) -> jax.Array:
-    """The key that orders epoch ``epoch_index`` (0-based) of a shuffled or mini-batch run."""
-    if spec.batching in ("shuffled", "minibatch"):
-        return jax.random.fold_in(key, epoch_index)
-    return key  # unused: online and full batches keep the data's order
-
-
-def epoch_sample_order(
-    spec: TrainSpec, key: jax.Array, epoch_index: int, num_samples: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Which samples each optimizer step of epoch ``epoch_index`` (0-based) trains on.
-
-    Returns indices of shape ``(steps, batch)`` and the padding mask (None unless the last
-    mini-batch is topped up with repeats): the same draw as training makes, from the run's
-    shuffle ``key``.
-    """
-    indices = jnp.arange(num_samples)[:, None]
-    batches, _, mask = _epoch_batches(spec, _epoch_key(spec, key, epoch_index), indices, indices)
-    return np.asarray(batches[..., 0]), None if mask is None else np.asarray(mask)
 
 
 # Layers with at most this many weights use broadcast net inputs when trained alone.
@@ -290,6 +250,8 @@ def _update_direction(spec: TrainSpec):
         biases = None if layer.biases is None else -jnp.sum(error, axis=0) / count
         return (type(layer)(weights, biases),)
 
+    if spec.grid_layout == "lanes":
+        return lanes.update_direction(loss_fn, gradient_activations)
     return perceptron_direction if spec.method == "perceptron" else jax.grad(training_loss)
 
 
@@ -348,12 +310,17 @@ def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
 
 def _predict(spec: TrainSpec, params: Params, inputs) -> jax.Array:
     activations = layer_activations(spec.architecture)
+    if spec.grid_layout == "lanes":
+        return lanes.forward(params, inputs, activations)
     return forward(params, inputs, activations, broadcast=spec.broadcast_layers)
 
 
 def _evaluate(spec: TrainSpec, params: Params, inputs, targets) -> tuple[jax.Array, jax.Array]:
     """Loss and accuracy on a whole split, each as one reduction (about half the cost of
     reducing outputs, then samples, under ``vmap``)."""
+    if spec.grid_layout == "lanes":
+        activations = layer_activations(spec.architecture)
+        return lanes.evaluate(spec.loss, params, inputs, targets, activations)
     return epoch_metrics(spec.loss, targets, _predict(spec, params, inputs))
 
 
@@ -408,8 +375,8 @@ def _train_epoch(spec: TrainSpec, direction, state: TrainState, epoch_index, dat
         updates, opt_state = optimizer.update(gradient, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    batches = _epoch_batches(
-        spec, _epoch_key(spec, state.key, epoch_index), data.x_train, data.y_train
+    batches = epoch_batches(
+        spec, epoch_key(spec, state.key, epoch_index), data.x_train, data.y_train
     )
     (params, opt_state), _ = jax.lax.scan(
         step, (state.params, state.opt_state), batches, unroll=spec.unroll
@@ -454,13 +421,9 @@ def _emits_predictions(spec: TrainSpec, data: Data) -> bool:
     return not spec.batched and stored <= _MAX_STORED_PREDICTIONS
 
 
-def _trained_epoch(spec: TrainSpec, direction, data: Data, state: TrainState, epoch):
-    """Train one epoch (``(epoch_index, snapshot slot)``), keep its snapshot, and emit its
-    predictions or its metrics."""
-    epoch_index, slot = epoch
+def _trained_epoch(spec: TrainSpec, direction, data: Data, state: TrainState, epoch_index):
+    """Train one epoch and emit its predictions or its metrics."""
     state = _train_epoch(spec, direction, state, epoch_index, data)
-    if spec.snapshot_epochs:
-        state = _keep_snapshot(state, slot)
     has_test = data.x_test is not None
     if _emits_predictions(spec, data):
         test = _predict(spec, state.params, data.x_test) if has_test else None
@@ -476,21 +439,31 @@ def _run_chunk(spec: TrainSpec, direction, state: TrainState, data: Data, first_
     trained_epoch = functools.partial(_trained_epoch, spec, direction, data)
 
     def epoch(state, epoch):
+        epoch_index, slot = epoch
+        # The snapshots stay out of the branch below: passed through it, their buffer is
+        # copied every epoch (a quarter of a small grid's time); written after it, in place.
+        snapshots, state = state.snapshots, state._replace(snapshots=None)
         if not spec.chunk_epochs:
-            return trained_epoch(state, epoch)
-        # A chunked run's last chunk reaches past its end: those epochs are skipped. The
-        # branch is taken for every chunk, so runs of any length share one program.
-        shapes = jax.eval_shape(trained_epoch, state, epoch)[1]
-        return jax.lax.cond(
-            epoch[0] < spec.epochs,
-            trained_epoch,
-            lambda state, _: (
+            state, emitted = trained_epoch(state, epoch_index)
+        else:
+            # A chunked run's last chunk reaches past its end: those epochs are skipped. The
+            # branch is taken for every chunk, so runs of any length share one program.
+            shapes = jax.eval_shape(trained_epoch, state, epoch_index)[1]
+            state, emitted = jax.lax.cond(
+                epoch_index < spec.epochs,
+                trained_epoch,
+                lambda state, _: (
+                    state,
+                    jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                ),
                 state,
-                jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-            ),
-            state,
-            epoch,
-        )
+                epoch_index,
+            )
+        state = state._replace(snapshots=snapshots)
+        if spec.snapshot_epochs:
+            # A skipped epoch's slot is the spare one (see _snapshot_slots).
+            state = _keep_snapshot(state, slot)
+        return state, emitted
 
     epoch_indices = first_epoch + jnp.arange(spec.chunk_length)
     slots = _snapshot_slots(spec, epoch_indices + 1) if spec.snapshot_epochs else epoch_indices
@@ -580,13 +553,14 @@ def to_device_data(dataset, dtype=None) -> Data:
 
 
 def single_network_spec(spec: TrainSpec) -> TrainSpec:
-    """The spec to train one network alone: broadcast layers when every layer is tiny."""
+    """The spec to train one network alone: broadcast layers when every layer is tiny (and no
+    grid layout: it has no cells)."""
     sizes = spec.architecture.layer_sizes
     tiny = all(
         n_in * n_out <= _BROADCAST_MAX_WEIGHTS
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)
     )
-    return spec._replace(broadcast_layers=tiny)
+    return spec._replace(broadcast_layers=tiny, grid_layout="cells")
 
 
 def train_network(

@@ -189,10 +189,11 @@ def replay(run: RecordedRun, cell: tuple[int, int], epochs: int):
         state = programs.start(jnp.asarray(job.seeds[cell[1]], jnp.uint32), rate, data)[0]
     if epochs > 0:
         state = run_in_chunks(spec, lambda s, first: programs.run_chunk(s, data, first), state)[0]
+    params, opt_state = state.params, state.opt_state
     if job.grid:
         flat = cell[0] * len(job.seeds) + cell[1]
-        state = jax.tree_util.tree_map(lambda leaf: leaf[flat], state)
-    return state.params, state.opt_state
+        params, opt_state = jax.tree_util.tree_map(lambda leaf: leaf[flat], (params, opt_state))
+    return params, opt_state
 
 
 def _same_bits(left, right) -> bool:
@@ -257,8 +258,8 @@ class _Epoch(NamedTuple):
 
 
 def _epoch_steps(run: RecordedRun, seed: int, epoch: int, sample: int | None) -> _Epoch:
+    from backprop_lab.core.batches import epoch_sample_order
     from backprop_lab.core.runner import seed_keys
-    from backprop_lab.core.train import epoch_sample_order
 
     spec, dataset = run.job.spec, run.job.dataset
     count = len(dataset.x_train)

@@ -197,8 +197,8 @@ def from_config(
 ) -> Explained:
     """The first step training with this config takes, or a step on sample ``sample`` alone,
     from the config's initial weights and a fresh optimizer."""
+    from backprop_lab.core.batches import epoch_sample_order
     from backprop_lab.core.runner import seed_keys
-    from backprop_lab.core.train import epoch_sample_order
     from backprop_lab.jobs import prepare
 
     cfg = compose_config(overrides)

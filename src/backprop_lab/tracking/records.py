@@ -192,11 +192,18 @@ class RunRecord:
 
     def add_curve(self, name: str, values, *, first_step: int = 1, steps=None) -> None:
         """Add a per-epoch curve; non-finite values are left out (MLflow charts skip them)."""
-        steps = range(first_step, first_step + len(values)) if steps is None else steps
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if steps is None:
+            steps = np.arange(first_step, first_step + len(values))
+        steps = np.asarray(steps, dtype=np.int64).ravel()
+        count = min(len(steps), len(values))
+        # Vectorised: a stopped run's curves are recorded while its user waits.
+        finite = np.isfinite(values[:count])
         self.metrics[name] = [
-            [int(step), float(value)]
-            for step, value in zip(steps, values, strict=False)
-            if math.isfinite(float(value))
+            [step, value]
+            for step, value in zip(
+                steps[:count][finite].tolist(), values[:count][finite].tolist(), strict=True
+            )
         ]
 
     def add_scalar(self, name: str, value: float | None, step: int = 0) -> None:
@@ -251,6 +258,15 @@ def _orphan_reason(record: RunRecord) -> str:
     )
 
 
+def _curves_missing(record: RunRecord) -> bool:
+    """Whether a journaled curve with any finite value is missing from the record."""
+    missing = [name for name in record.journal_columns if name not in record.metrics]
+    if not missing:
+        return False
+    columns = record.read_journal()
+    return any(name in columns and np.isfinite(columns[name]).any() for name in missing)
+
+
 def find_records(folder: str | Path) -> FoundRecords:
     """Top-level records under ``folder`` that are not (fully) published yet.
 
@@ -279,8 +295,9 @@ def find_records(folder: str | Path) -> FoundRecords:
                 continue
             record.metrics_from_journal()
             record.close("FAILED", _orphan_reason(record))
-        elif not record.metrics and record.journal_columns:
-            # Closed in a hurry (a second Ctrl-C exits at once): its curves are in the journal.
+        elif _curves_missing(record):
+            # Closed in a hurry (a second Ctrl-C exits at once), maybe while its curves were
+            # being added: they are all in the journal.
             record.metrics_from_journal()
             record.save()
         pending.append(record)
