@@ -74,10 +74,9 @@ def test_each_lanes_cell_trains_as_numpy_backprop_does(arch, loss, optimizer, ba
                 epochs=[batches] * epochs,
             )
             np.testing.assert_allclose(grid.history.loss[r, s], losses, rtol=1e-9, atol=1e-12)
-            for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
-                layer = jax.tree_util.tree_map(lambda leaf: leaf[r, s], grid.params[index])
-                np.testing.assert_allclose(layer.weights, w, rtol=1e-9, atol=1e-12)
-                np.testing.assert_allclose(layer.biases, b, rtol=1e-9, atol=1e-12)
+            for layer, w, b in zip(grid.params, weights, biases, strict=True):
+                np.testing.assert_allclose(layer.weights[r, s], w, rtol=1e-9, atol=1e-12)
+                np.testing.assert_allclose(layer.biases[r, s], b, rtol=1e-9, atol=1e-12)
 
 
 LAYOUT_CASES = {
