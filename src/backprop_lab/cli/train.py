@@ -160,7 +160,8 @@ def check_before_launch(argv: list[str]) -> None:
         ):
             jobs, base = _jobs_of(overrides, args.multirun)
             check_hydra_config(OmegaConf.to_container(base.hydra, resolve=False))
-            _check_jobs(jobs)
+            # A single job is the composed base: not composed a second time.
+            _check_jobs(jobs, None if args.multirun else _without_hydra(base))
     except BackpropLabError as error:
         fail(PROG, str(error))
     except Exception as error:  # Hydra's and OmegaConf's composition errors
@@ -198,8 +199,22 @@ def _jobs_of(overrides: list[str], multirun: bool):
     return [job for batch in batches for job in batch], base
 
 
-def _check_jobs(jobs: list[list[str]]) -> None:
-    """Validate each job's config and check its store (once per store)."""
+def _without_hydra(config):
+    """A copy of a config composed with ``return_hydra_config=True``, without its ``hydra``
+    node: what ``compose`` gives without it."""
+    import copy
+
+    from omegaconf import open_dict
+
+    config = copy.deepcopy(config)
+    with open_dict(config):
+        del config["hydra"]
+    return config
+
+
+def _check_jobs(jobs: list[list[str]], first=None) -> None:
+    """Validate each job's config and check its store (once per store); ``first`` is the
+    first job's config when it is already composed."""
     from hydra import compose
 
     from backprop_lab import tracking
@@ -209,8 +224,8 @@ def _check_jobs(jobs: list[list[str]]) -> None:
     checked_uris = set()
     # Composing takes ~20 ms a job: a huge sweep has its first jobs checked here and the rest
     # checked by their own jobs, which fail the same way.
-    for job in jobs[:_MAX_JOBS_CHECKED]:
-        cfg = compose("train", overrides=job)
+    for index, job in enumerate(jobs[:_MAX_JOBS_CHECKED]):
+        cfg = first if index == 0 and first is not None else compose("train", overrides=job)
         validate(cfg)
         explicit = {item.split("=", 1)[0].lstrip("+~") for item in job if "=" in item}
         check_explicit_overrides(cfg, explicit)
