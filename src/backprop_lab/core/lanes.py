@@ -5,8 +5,8 @@ weights as an array ``(1024, 2, 2)``. A CPU vectorises the innermost axis, here 
 and every net input is a batched matrix product of 2 × 2 matrices: the program spends its time
 on loop overhead, not on arithmetic. With the cells last, ``(2, 2, 1024)``, every operation of
 a step is an elementwise operation on rows of 1,024 numbers, which XLA fuses into a few loops
-that the CPU runs 8 or 16 cells at a time: about twice the speed of the ``vmap`` program
-(``benchmarks/bench_sweep.py`` measures both).
+that the CPU runs 8 or 16 cells at a time: on the 32 × 32 XOR grid, about twice the speed
+of the ``vmap`` program (``benchmarks/bench_sweep.py`` measures both).
 
 ``vmap`` cannot give this layout (its batching rules move the cell axis to the front), so
 this module writes the few layout-dependent pieces for it: net inputs as sums of columns,
@@ -18,7 +18,7 @@ chunk sees the difference.
 
 A grid trains in lanes when its cells all see the same batches (online or full-batch
 training, whose order is the data set's), its activations are elementwise and its layers are
-small (:func:`lanes_suit`). The layout is part of the program, so of its bits (the sums are
+tiny (:func:`lanes_suit`: at most 8 weights each, as the article's 2-2-1 XOR network). The layout is part of the program, so of its bits (the sums are
 taken in another order than a matrix product's): a run records it.
 """
 
@@ -42,22 +42,33 @@ from backprop_lab.core.model import Architecture, Params
 GRID_LAYOUTS: tuple[str, ...] = ("cells", "lanes")
 
 # Above this fan-in a net input is a reduction over the inputs axis instead of a sum of
-# columns written out one by one; above the weight count, the cells-first program (whose
-# matrix products use the CPU's vector units by themselves) is as fast.
+# columns written out one by one.
 _UNROLLED_FAN_IN = 16
-_MAX_LAYER_WEIGHTS = 256
+# "auto" picks lanes for networks whose layers have at most this many weights. Measured on
+# grids of 128 and 1,024 XOR networks: 2-2-1 to 2-4-1 train up to 2.5 times faster in lanes
+# (with training.unroll=4; about as fast at 1), 2-8-1 two to three times slower, because
+# the backward pass of each column's sum becomes an operation of its own.
+_AUTO_MAX_LAYER_WEIGHTS = 8
 
 
-def lanes_suit(architecture: Architecture, batching: str, method: str) -> bool:
-    """Whether a grid of this network trains faster with its cells last (see the module)."""
-    sizes = architecture.layer_sizes
+def lanes_possible(architecture: Architecture, batching: str, method: str) -> bool:
+    """Whether a grid of this network can train with its cells last: its cells share their
+    batches (online or full-batch training keep the data set's order) and its activations
+    are elementwise (a softmax mixes a layer's units)."""
     elementwise = not {architecture.hidden_activation, architecture.output_activation} & set(
         LAYERWISE_ACTIVATIONS
     )
+    return elementwise and batching in ("online", "full") and method != "perceptron"
+
+
+def lanes_suit(architecture: Architecture, batching: str, method: str) -> bool:
+    """Whether a grid of this network trains faster with its cells last (see above)."""
+    sizes = architecture.layer_sizes
     small = all(
-        n_in * n_out <= _MAX_LAYER_WEIGHTS for n_in, n_out in zip(sizes, sizes[1:], strict=False)
+        n_in * n_out <= _AUTO_MAX_LAYER_WEIGHTS
+        for n_in, n_out in zip(sizes, sizes[1:], strict=False)
     )
-    return elementwise and small and batching in ("online", "full") and method != "perceptron"
+    return small and lanes_possible(architecture, batching, method)
 
 
 def to_lanes(tree):
@@ -150,10 +161,10 @@ def check_layout(spec) -> None:
             f"grid layout {spec.grid_layout!r} is unknown; choose auto, "
             + " or ".join(GRID_LAYOUTS)
         )
-    if spec.grid_layout == "lanes" and not lanes_suit(
+    if spec.grid_layout == "lanes" and not lanes_possible(
         spec.architecture, spec.batching, spec.method
     ):
         raise BackpropLabError(
-            "a grid trains in lanes only with online or full batches, elementwise "
-            f"activations and layers of at most {_MAX_LAYER_WEIGHTS} weights"
+            "a grid trains in lanes only with online or full batches and elementwise "
+            "activations, by backprop or straight-through"
         )
