@@ -2,9 +2,10 @@
 
 In one run:
 
-1. training alone: the grid's compiled program in chunks, with the trajectory's 60 snapshots
-   of every cell and per-epoch loss and accuracy copied back, at its best ``training.unroll``
-   of 1, 2, 4 and 8, its cells split across one XLA device per CPU core (as ``bplab-train``
+1. training alone: the grid's compiled program in chunks (its cells last, as ``bplab-train``
+   lays out a grid of this network; see ``backprop_lab.core.lanes``), with the trajectory's
+   60 snapshots of every cell and per-epoch loss and accuracy copied back, at its best
+   ``training.unroll`` of 1, 2, 4 and 8, its cells split across one XLA device per CPU core (as ``bplab-train``
    runs a grid with a second or more of training; this one has 0.2 s, which it keeps on one
    device, since splitting costs a longer first compilation): sample-updates per second; and
    the same program on one device (``one_device_updates_per_s``);
