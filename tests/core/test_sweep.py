@@ -88,7 +88,7 @@ SHARD_SCRIPT = textwrap.dedent(
     from backprop_lab.core.sweep import train_grid
     from backprop_lab.core.train import TrainSpec, to_device_data
     arch = Architecture((2, 2, 1))
-    spec = TrainSpec(arch, epochs=100, batching="shuffled")
+    spec = TrainSpec(arch, epochs=100, batching=BATCHING, chunk_epochs=30, snapshot_epochs=(0, 50, 100))
     init = lambda key: init_params(key, arch)
     data = to_device_data(make_dataset("xor"))
     rates, seeds = [0.5, 1.0, 2.0], [0, 1, 2]   # 9 cells: padded to 12 on 4 devices
@@ -98,18 +98,25 @@ SHARD_SCRIPT = textwrap.dedent(
         "devices": jax.device_count(),
         "shards": [sharded.shards, single.shards],
         "max_difference": float(np.max(np.abs(sharded.result.history.loss - single.result.history.loss))),
+        "snapshot_difference": float(np.max(np.abs(
+            sharded.result.snapshots[0].weights - single.result.snapshots[0].weights))),
         "shape": list(sharded.result.history.loss.shape),
     }))
     """
 )
 
 
-def test_sharded_and_unsharded_grids_agree():
+@pytest.mark.parametrize("batching", ["shuffled", "online"])  # cells first, cells last
+def test_sharded_and_unsharded_grids_agree(batching):
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
     )
     done = subprocess.run(
-        [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", f"BATCHING = {batching!r}\n" + SHARD_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,6 +124,7 @@ def test_sharded_and_unsharded_grids_agree():
     assert result["shards"] == [4, 1]
     assert result["shape"] == [3, 3, 100]
     assert result["max_difference"] <= 1e-6
+    assert result["snapshot_difference"] <= 1e-6
 
 
 def test_log_spacing():
