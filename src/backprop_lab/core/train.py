@@ -310,8 +310,6 @@ def finish_history(metrics: EpochMetrics) -> tuple[History, jax.Array]:
 
 def _predict(spec: TrainSpec, params: Params, inputs) -> jax.Array:
     activations = layer_activations(spec.architecture)
-    if spec.grid_layout == "lanes":
-        return lanes.forward(params, inputs, activations)
     return forward(params, inputs, activations, broadcast=spec.broadcast_layers)
 
 
