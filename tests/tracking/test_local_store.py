@@ -166,3 +166,76 @@ def test_a_run_on_the_embedded_store_is_recorded_whole_without_importing_mlflow(
         inputs = client.get_run(each.info.run_id).inputs.dataset_inputs
         assert [item.dataset.name for item in inputs] == ["xor"]
     assert os.environ.get("PYTHONPROFILEIMPORTTIME") is None
+
+
+def test_a_multirun_on_the_embedded_store_opens_and_closes_its_parent_without_mlflow(
+    tmp_path, database
+):
+    """The parent run of a multirun is created, found and closed with plain SQL too: MLflow's
+    import cost seconds per multirun."""
+    from faults import environment, output, runs, start_training
+
+    env = {**environment(), "PYTHONPROFILEIMPORTTIME": "1"}
+    process = start_training(
+        tmp_path, "-m", "experiment=xor_mlp", "training.epochs=20", "seed=0,1", env=env
+    )
+    assert process.wait(timeout=180) == 0, output(tmp_path)
+    imported = [line.split("|")[-1].strip() for line in output(tmp_path)[1].splitlines()]
+    assert "hydra" in imported
+    assert not [name for name in imported if name.split(".")[0] == "mlflow"]
+    recorded = runs(f"sqlite:///{database}")
+    (parent,) = [r for r in recorded if r.data.tags.get("backprop_lab.kind") == "multirun"]
+    assert parent.info.status == "FINISHED" and parent.info.end_time is not None
+    jobs = [r for r in recorded if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["seed"] for r in jobs) == ["0", "1"]
+    assert {r.info.status for r in jobs} == {"FINISHED"}
+    assert f"multirun parent run {parent.info.run_id} (FINISHED)" in output(tmp_path)[0]
+    experiment = MlflowClient(f"sqlite:///{database}").get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+@pytest.mark.parametrize(
+    ("children", "stopped", "expected"),
+    [
+        ({"FINISHED"}, False, "FINISHED"),
+        ({"FINISHED", "FAILED"}, False, "FAILED"),
+        ({"FAILED", "KILLED"}, False, "KILLED"),
+        ({"FINISHED"}, True, "KILLED"),
+        (set(), False, "FINISHED"),
+    ],
+)
+def test_a_multiruns_parent_closes_from_its_childrens_statuses_read_with_sql(
+    tmp_path, database, monkeypatch, children, stopped, expected
+):
+    from backprop_lab.tracking import multirun
+
+    uri = f"sqlite:///{database}"
+    location = (tmp_path / "mlartifacts").as_uri()
+    experiment_id, _ = local_store.ensure_experiment(database, "study", location)
+    parent = local_store.create_run(database, experiment_id, location, "parent", {}, {})
+    for index, status in enumerate(sorted(children)):
+        child = local_store.create_run(
+            database, experiment_id, location, f"job {index}", {"mlflow.parentRunId": parent}, {}
+        )
+        local_store.set_status(database, child, status)
+    # A deleted child does not count, as search_runs does not find it.
+    deleted = local_store.create_run(
+        database, experiment_id, location, "deleted", {"mlflow.parentRunId": parent}, {}
+    )
+    local_store.set_status(database, deleted, "FAILED")
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute(
+            "UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = ?", (deleted,)
+        )
+    connection.close()
+    assert local_store.child_statuses(database, parent) == children
+    monkeypatch.setattr(multirun, "sweep_stop", lambda: stopped)
+    callback = multirun.MultirunTrackingCallback()
+    callback._uri, callback._run_id = uri, parent
+    callback._close_if_running(None)
+    run = MlflowClient(uri).get_run(parent)
+    assert run.info.status == expected and run.info.end_time is not None
+    # Closed once: a second close (the atexit one) leaves it as it is.
+    callback._close_if_running("KILLED")
+    assert MlflowClient(uri).get_run(parent).info.status == expected

@@ -182,6 +182,22 @@ def run_info(database: Path, run_id: str) -> tuple[str, str, str] | None:
     return None if found is None else (found[0], str(found[1]), found[2])
 
 
+def child_statuses(database: Path, parent_run_id: str) -> set[str]:
+    """The statuses of a run's active children, as ``search_runs`` on
+    ``tags.mlflow.parentRunId`` finds them."""
+    connection = connect(database)
+    try:
+        rows = connection.execute(
+            "SELECT runs.status FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+            "WHERE tags.key = 'mlflow.parentRunId' AND tags.value = ? "
+            "AND runs.lifecycle_stage = 'active'",
+            (parent_run_id,),
+        ).fetchall()
+    finally:
+        connection.close()
+    return {status for (status,) in rows}
+
+
 def experiment_location(database: Path, experiment_id: str) -> str:
     connection = connect(database)
     try:

@@ -9,20 +9,20 @@ from pathlib import Path
 
 from backprop_lab.interrupt import sweep_stop
 from backprop_lab.tracking.provenance import TAG_PREFIX
-from backprop_lab.tracking.publishing import create_run
+from backprop_lab.tracking.publishing import (
+    child_statuses,
+    create_run,
+    experiment_id_for,
+    run_status,
+    set_terminated,
+)
 from backprop_lab.tracking.records import (
     MAX_RUN_NAME,
     PARENT_RUN_FILE,
     RunRecord,
     this_process,
 )
-from backprop_lab.tracking.store import (
-    check_store,
-    client,
-    ensure_experiment,
-    resolve_tracking_uri,
-    ui_command,
-)
+from backprop_lab.tracking.store import check_store, resolve_tracking_uri, ui_command
 
 try:
     from hydra.experimental.callback import Callback as _HydraCallback
@@ -46,7 +46,8 @@ class MultirunTrackingCallback(_HydraCallback):
         uri = resolve_tracking_uri(config.tracking.uri)
         check_store(uri)
         experiment_name = config.tracking.experiment_name or config.name
-        self._experiment_id = ensure_experiment(uri, experiment_name)
+        # On the embedded store, with plain SQL: MLflow's import costs seconds per multirun.
+        self._experiment_id = experiment_id_for(uri, experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = [
@@ -77,24 +78,18 @@ class MultirunTrackingCallback(_HydraCallback):
     def on_multirun_end(self, config, **kwargs) -> None:
         self._close_if_running(None)
         with contextlib.suppress(Exception):
-            status = client(self._uri).get_run(self._run_id).info.status
+            status = run_status(self._uri, self._run_id)
             print(f"multirun parent run {self._run_id} ({status}); its jobs are its child runs")
             print(f"MLflow UI: {ui_command(self._uri, self._experiment_id)}")
 
     def _close_if_running(self, status: str | None) -> None:
         with contextlib.suppress(Exception):
-            mlflow_client = client(self._uri)
-            run = mlflow_client.get_run(self._run_id)
-            if run.info.status != "RUNNING":
+            if run_status(self._uri, self._run_id) != "RUNNING":
                 return
             if status is None:
-                children = mlflow_client.search_runs(
-                    [run.info.experiment_id],
-                    filter_string=f"tags.mlflow.parentRunId = '{self._run_id}'",
-                )
-                statuses = {child.info.status for child in children}
+                statuses = child_statuses(self._uri, self._run_id)
                 if sweep_stop() or "KILLED" in statuses:
                     status = "KILLED"
                 else:
                     status = "FAILED" if "FAILED" in statuses else "FINISHED"
-            mlflow_client.set_terminated(self._run_id, status=status)
+            set_terminated(self._uri, self._run_id, status)

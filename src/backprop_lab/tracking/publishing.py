@@ -62,6 +62,56 @@ def _tags_of(record: RunRecord) -> dict[str, str]:
     return tags
 
 
+def _local_experiment(database: Path, uri: str, name: str) -> tuple[str, str]:
+    with store_lock(uri):
+        return local_store.ensure_experiment(
+            database,
+            name,
+            artifact_location(uri, name),
+            {native.EXPERIMENT_KIND_TAG: native.MODEL_TRAINING},
+        )
+
+
+def experiment_id_for(uri: str, name: str) -> str:
+    """Create the store and the experiment if needed; return the experiment id (with plain
+    SQL on the embedded store, else through MLflow's client)."""
+    database = local_database(uri)
+    if database is None:
+        return ensure_experiment(uri, name)
+    return _local_experiment(database, uri, name)[0]
+
+
+def run_status(uri: str, run_id: str) -> str | None:
+    """A run's status, or None if the store does not have it."""
+    database = local_database(uri)
+    if database is not None:
+        info = local_store.run_info(database, run_id)
+        return None if info is None else info[0]
+    return client(uri).get_run(run_id).info.status
+
+
+def child_statuses(uri: str, run_id: str) -> set[str]:
+    """The statuses of a run's active child runs."""
+    database = local_database(uri)
+    if database is not None:
+        return local_store.child_statuses(database, run_id)
+    mlflow_client = client(uri)
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    children = mlflow_client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    return {child.info.status for child in children}
+
+
+def set_terminated(uri: str, run_id: str, status: str) -> None:
+    """Close a run with ``status`` (and its end time)."""
+    database = local_database(uri)
+    if database is not None and local_store.run_info(database, run_id) is not None:
+        local_store.set_status(database, run_id, status)
+    else:
+        client(uri).set_terminated(run_id, status=status)
+
+
 def create_run(record: RunRecord) -> str:
     """Create the MLflow run (status RUNNING) with its params, tags and dataset inputs; return
     its id."""
@@ -72,13 +122,7 @@ def create_run(record: RunRecord) -> str:
         tags["mlflow.parentRunId"] = record.parent_run_id
     database = local_database(uri)
     if database is not None and local_store.fits(tags, record.params):
-        with store_lock(uri):
-            experiment_id, location = local_store.ensure_experiment(
-                database,
-                record.experiment_name,
-                artifact_location(uri, record.experiment_name),
-                {native.EXPERIMENT_KIND_TAG: native.MODEL_TRAINING},
-            )
+        experiment_id, location = _local_experiment(database, uri, record.experiment_name)
         record.run_id = local_store.create_run(
             database, experiment_id, location, record.run_name, tags, record.params
         )
