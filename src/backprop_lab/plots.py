@@ -6,6 +6,7 @@ PNG metadata is fixed so the same data gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -219,18 +220,9 @@ def plane_resolution(num_parameters: int) -> int:
 def batched_predict(architecture, params):
     """``(n, 2) -> (n,)`` network outputs, evaluated in batches so memory stays bounded
     (points per batch × widest layer ≤ 4 M values) whatever the network's width."""
-    from backprop_lab.core.model import forward, layer_activations
-
-    activations = layer_activations(architecture)
     widest = max(architecture.layer_sizes)
     batch = max(1, _BATCH_VALUES // widest)
-
-    import jax
-
-    # One compiled program for every batch (the last one is padded to the same shape), which
-    # the compilation cache keeps: op by op, each of the forward pass's operations was loaded
-    # or compiled on its own, about half a second before the first figure.
-    compiled = jax.jit(lambda params, points: forward(params, points, activations)[:, 0])
+    compiled = _compiled_forward(architecture)
 
     def predict(points: np.ndarray) -> np.ndarray:
         points = points.astype(np.float32)
@@ -244,6 +236,20 @@ def batched_predict(architecture, params):
         return np.concatenate(parts)
 
     return predict
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_forward(architecture):
+    """One compiled forward pass per network shape, for every batch and every figure of it
+    (the last batch is padded to the same shape). A new program per figure cost a trace and a
+    compilation-cache look-up, about a quarter of a second each; op by op, each operation was
+    loaded or compiled on its own."""
+    import jax
+
+    from backprop_lab.core.model import forward, layer_activations
+
+    activations = layer_activations(architecture)
+    return jax.jit(lambda params, points: forward(params, points, activations)[:, 0])
 
 
 def network_decision_boundary(

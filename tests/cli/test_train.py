@@ -224,3 +224,26 @@ def test_a_multirun_against_an_unreachable_server_fails_before_any_job(tmp_path)
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("bplab-train: error:") and uri in lines[0]
     assert "Launching" not in done.stdout
+
+
+@pytest.mark.parametrize(("seeds", "skipped"), [("range(2)", True), ("range(3)", False)])
+def test_hydra_composes_each_checked_job_once_more_only_to_run_it(
+    monkeypatch, tmp_path, seeds, skipped
+):
+    """check_before_launch composes and validates every job of a multirun (up to 256, here
+    2), so Hydra's basic sweeper does not compose them all again; beyond that, it does."""
+    from backprop_lab.cli import train
+    from backprop_lab.config import register_configs
+
+    register_configs()
+    monkeypatch.setattr(train, "_MAX_JOBS_CHECKED", 2)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train.check_before_launch(["-m", *QUICK, f"seed={seeds}", f"tracking.uri={uri}"])
+    # The class Hydra launches with: its plugin scan loads the module again.
+    sweeper = sys.modules["hydra._internal.core_plugins.basic_sweeper"].BasicSweeper
+    try:
+        assert ("validate_batch_is_legal" in vars(sweeper)) is skipped
+    finally:
+        vars(sweeper).get("validate_batch_is_legal") and delattr(
+            sweeper, "validate_batch_is_legal"
+        )
