@@ -244,6 +244,4 @@ def test_hydra_composes_each_checked_job_once_more_only_to_run_it(
     try:
         assert ("validate_batch_is_legal" in vars(sweeper)) is skipped
     finally:
-        vars(sweeper).get("validate_batch_is_legal") and delattr(
-            sweeper, "validate_batch_is_legal"
-        )
+        vars(sweeper).get("validate_batch_is_legal") and delattr(sweeper, "validate_batch_is_legal")

@@ -109,6 +109,16 @@ def experiments_with_runs(mlflow_client) -> dict[str, Any]:
     return found
 
 
+def store_client(uri: str):
+    """What reads the store: plain SQL on the embedded store (no MLflow import, seconds per
+    report process), else ``MlflowClient``."""
+    from backprop_lab import tracking
+    from backprop_lab.tracking.store_reader import StoreReader
+
+    database = tracking.local_database(uri)
+    return tracking.client(uri) if database is None else StoreReader(database, uri)
+
+
 def open_store(uri: str):
     """``(client, {name: experiment})`` of a store that exists and has runs, else a clear error."""
     from backprop_lab import tracking
@@ -121,7 +131,7 @@ def open_store(uri: str):
         )
     tracking.check_store(uri, create=False)
     try:
-        mlflow_client = tracking.client(uri)
+        mlflow_client = store_client(uri)
         experiments = experiments_with_runs(mlflow_client)
     except Exception as error:
         if tracking.is_unreachable_error(error):
