@@ -226,9 +226,17 @@ def test_a_multirun_against_an_unreachable_server_fails_before_any_job(tmp_path)
     assert "Launching" not in done.stdout
 
 
-@pytest.mark.parametrize(("seeds", "skipped"), [("range(2)", True), ("range(3)", False)])
+@pytest.mark.parametrize(
+    ("seeds", "extra", "skipped"),
+    [
+        ("range(2)", [], True),
+        ("range(3)", [], False),
+        # Another primary config is Hydra's to compose and check (the check composes train).
+        ("range(2)", ["--config-name", "train"], False),
+    ],
+)
 def test_hydra_composes_each_checked_job_once_more_only_to_run_it(
-    monkeypatch, tmp_path, seeds, skipped
+    monkeypatch, tmp_path, seeds, extra, skipped
 ):
     """check_before_launch composes and validates every job of a multirun (up to 256, here
     2), so Hydra's basic sweeper does not compose them all again; beyond that, it does."""
@@ -238,7 +246,7 @@ def test_hydra_composes_each_checked_job_once_more_only_to_run_it(
     register_configs()
     monkeypatch.setattr(train, "_MAX_JOBS_CHECKED", 2)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    train.check_before_launch(["-m", *QUICK, f"seed={seeds}", f"tracking.uri={uri}"])
+    train.check_before_launch(["-m", *extra, *QUICK, f"seed={seeds}", f"tracking.uri={uri}"])
     # The class Hydra launches with: its plugin scan loads the module again.
     sweeper = sys.modules["hydra._internal.core_plugins.basic_sweeper"].BasicSweeper
     try:

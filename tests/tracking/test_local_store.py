@@ -195,17 +195,21 @@ def test_a_multirun_on_the_embedded_store_opens_and_closes_its_parent_without_ml
 
 
 @pytest.mark.parametrize(
-    ("children", "stopped", "expected"),
+    ("children", "stopped", "ended", "expected"),
     [
-        ({"FINISHED"}, False, "FINISHED"),
-        ({"FINISHED", "FAILED"}, False, "FAILED"),
-        ({"FAILED", "KILLED"}, False, "KILLED"),
-        ({"FINISHED"}, True, "KILLED"),
-        (set(), False, "FINISHED"),
+        ({"FINISHED"}, False, True, "FINISHED"),
+        ({"FINISHED", "FAILED"}, False, True, "FAILED"),
+        ({"FAILED", "KILLED"}, False, True, "KILLED"),
+        ({"FINISHED"}, True, True, "KILLED"),
+        (set(), False, True, "FINISHED"),
+        # The process ended before the multirun (at exit): a job that raised makes it FAILED.
+        ({"FINISHED", "FAILED"}, False, False, "FAILED"),
+        ({"FINISHED"}, False, False, "KILLED"),
+        ({"FINISHED", "FAILED"}, True, False, "KILLED"),
     ],
 )
 def test_a_multiruns_parent_closes_from_its_childrens_statuses_read_with_sql(
-    tmp_path, database, monkeypatch, children, stopped, expected
+    tmp_path, database, monkeypatch, children, stopped, ended, expected
 ):
     from backprop_lab.tracking import multirun
 
@@ -233,9 +237,52 @@ def test_a_multiruns_parent_closes_from_its_childrens_statuses_read_with_sql(
     monkeypatch.setattr(multirun, "sweep_stop", lambda: stopped)
     callback = multirun.MultirunTrackingCallback()
     callback._uri, callback._run_id = uri, parent
-    callback._close_if_running(None)
+    callback._close_if_running(None, ended=ended)
     run = MlflowClient(uri).get_run(parent)
     assert run.info.status == expected and run.info.end_time is not None
     # Closed once: a second close (the atexit one) leaves it as it is.
     callback._close_if_running("KILLED")
     assert MlflowClient(uri).get_run(parent).info.status == expected
+
+
+def test_an_experiment_restored_with_sql_gets_its_runs_back_as_mlflow_restores_them(
+    tmp_path, database
+):
+    uri = f"sqlite:///{database}"
+    location = (tmp_path / "mlartifacts" / "study").as_uri()
+    experiment_id, _ = local_store.ensure_experiment(database, "study", location)
+    runs = [
+        local_store.create_run(database, experiment_id, location, f"run {i}", {}, {})
+        for i in range(2)
+    ]
+    client = MlflowClient(uri)
+    client.delete_experiment(experiment_id)
+    assert {client.get_run(r).info.lifecycle_stage for r in runs} == {"deleted"}
+    assert local_store.ensure_experiment(database, "study", location)[0] == experiment_id
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+    assert {client.get_run(r).info.lifecycle_stage for r in runs} == {"active"}
+    assert len(client.search_runs([experiment_id])) == 2
+
+
+def test_a_store_with_experiments_outside_the_default_workspace_is_left_to_mlflow(database):
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute(
+            "INSERT INTO experiments (name, artifact_location, lifecycle_stage, workspace) "
+            "VALUES ('elsewhere', '/tmp/x', 'active', 'other')"
+        )
+    connection.close()
+    local_store._usable.clear()
+    assert not local_store.usable(database)
+
+
+def test_a_run_without_an_artifact_location_lists_nothing_as_mlflow_does(tmp_path, database):
+    from backprop_lab.tracking.store_reader import StoreReader
+
+    uri = f"sqlite:///{database}"
+    experiment_id, _ = local_store.ensure_experiment(database, "study", "")
+    run_id = local_store.create_run(database, experiment_id, "", "no artifacts", {}, {})
+    reader = StoreReader(database, uri)
+    assert reader.list_artifacts(run_id) == [] == MlflowClient(uri).list_artifacts(run_id)
+    with pytest.raises(LookupError):
+        reader.list_artifacts("no-such-run")

@@ -162,7 +162,10 @@ def check_before_launch(argv: list[str]) -> None:
             check_hydra_config(OmegaConf.to_container(base.hydra, resolve=False))
             # A single job is the composed base: not composed a second time.
             _check_jobs(jobs, None if args.multirun else _without_hydra(base))
-        if args.multirun and len(jobs) <= _MAX_JOBS_CHECKED:
+        # Checked as Hydra will run them only with the project's own primary config: another
+        # one (--config-name, --config-path) is Hydra's to compose and check.
+        ours = args.config_name is None and args.config_path is None
+        if args.multirun and ours and len(jobs) <= _MAX_JOBS_CHECKED:
             _skip_sweepers_second_check(base.hydra.sweeper.get("_target_"))
     except BackpropLabError as error:
         fail(PROG, str(error))

@@ -13,7 +13,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -76,10 +76,12 @@ def _megabytes() -> str:
 
 
 def _local_folder(artifact_uri: str) -> Path | None:
-    """The folder of a run's artifacts when it is on this machine (``file:`` or a plain path)."""
+    """The folder of a run's artifacts when it is on this machine (``file:`` or a plain path),
+    decoded as MLflow decodes it (``%20`` is a space): the symlink check must look at the
+    file MLflow reads."""
     parsed = urlparse(artifact_uri)
     if parsed.scheme == "file":
-        return Path(parsed.path)
+        return Path(unquote(parsed.path))
     return Path(artifact_uri) if artifact_uri and not parsed.scheme else None
 
 

@@ -65,6 +65,10 @@ def usable(database: Path | None) -> bool:
             revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
             ok = revision is not None and revision[0] in KNOWN_REVISIONS
             ok = ok and schema_matches(connection)
+            # Experiments outside the default workspace: MLflow's client refuses such a store
+            # (with its own message); these statements know only the default workspace.
+            other = "SELECT 1 FROM experiments WHERE workspace != 'default' LIMIT 1"
+            ok = ok and connection.execute(other).fetchone() is None
         finally:
             connection.close()
     except sqlite3.Error:
@@ -111,10 +115,16 @@ def ensure_experiment(
                 )
                 found = (cursor.lastrowid, artifact_location, "active")
             elif found[2] == "deleted":
+                # As MLflow's restore_experiment: the experiment and every run of it.
                 connection.execute(
                     "UPDATE experiments SET lifecycle_stage = 'active', last_update_time = ? "
                     "WHERE experiment_id = ?",
                     (now_ms(), found[0]),
+                )
+                connection.execute(
+                    "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL "
+                    "WHERE experiment_id = ?",
+                    (found[0],),
                 )
             connection.executemany(
                 "INSERT OR IGNORE INTO experiment_tags (key, value, experiment_id) "

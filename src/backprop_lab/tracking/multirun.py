@@ -73,7 +73,8 @@ class MultirunTrackingCallback(_HydraCallback):
                 {"run_id": record.run_id, "tracking_uri": uri, "experiment_name": experiment_name}
             )
         )
-        atexit.register(self._close_if_running, "KILLED")
+        # The process may end before the multirun does (a job raised, a signal).
+        atexit.register(self._close_if_running, None, ended=False)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         self._close_if_running(None)
@@ -82,7 +83,9 @@ class MultirunTrackingCallback(_HydraCallback):
             print(f"multirun parent run {self._run_id} ({status}); its jobs are its child runs")
             print(f"MLflow UI: {ui_command(self._uri, self._experiment_id)}")
 
-    def _close_if_running(self, status: str | None) -> None:
+    def _close_if_running(self, status: str | None, *, ended: bool = True) -> None:
+        """Close the parent with ``status``, or with its jobs' outcome: KILLED if stopped,
+        FAILED if a job failed, else FINISHED (KILLED when the multirun had not ``ended``)."""
         with contextlib.suppress(Exception):
             if run_status(self._uri, self._run_id) != "RUNNING":
                 return
@@ -90,6 +93,8 @@ class MultirunTrackingCallback(_HydraCallback):
                 statuses = child_statuses(self._uri, self._run_id)
                 if sweep_stop() or "KILLED" in statuses:
                     status = "KILLED"
+                elif "FAILED" in statuses:
+                    status = "FAILED"
                 else:
-                    status = "FAILED" if "FAILED" in statuses else "FINISHED"
+                    status = "FINISHED" if ended else "KILLED"
             set_terminated(self._uri, self._run_id, status)

@@ -216,13 +216,20 @@ class StoreReader:
 
     def _artifact_root(self, run_id: str) -> Path | None:
         rows = self._query("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,))
-        if not rows or not rows[0][0]:
+        if not rows:
             raise LookupError(f"no run {run_id!r} in {self._uri}")
+        if not rows[0][0]:
+            raise LookupError(f"run {run_id!r} has no artifact location")
         return artifact_folder(rows[0][0])
 
     def list_artifacts(self, run_id: str) -> list[FileInfo]:
         """The run's top-level artifacts (sorted by name; sizes of files only)."""
-        root = self._artifact_root(run_id)
+        try:
+            root = self._artifact_root(run_id)
+        except LookupError:
+            if self._query("SELECT 1 FROM runs WHERE run_uuid = ?", (run_id,)):
+                return []  # no artifact location: nothing listed, as MLflow lists nothing
+            raise
         if root is None:
             return self._mlflow().list_artifacts(run_id)
         if not root.is_dir():
@@ -240,8 +247,13 @@ class StoreReader:
             return self._mlflow().download_artifacts(run_id, path, dst_path)
         if "/" in path or path in ("", ".", ".."):
             raise ValueError(f"not a top-level artifact: {path!r}")
+        source = root / path
+        # Stricter than MLflow, which follows links: a report reads only the run's own files
+        # (a link in a shared artifact folder could name any file, or /dev/zero).
+        if source.is_symlink() or not source.is_file():
+            raise ValueError(f"{path!r} is not a file of the run's artifacts")
         target = Path(dst_path) / path
-        shutil.copyfile(root / path, target)
+        shutil.copyfile(source, target)
         return str(target)
 
     # -----------------------------------------------------------------------------------------
