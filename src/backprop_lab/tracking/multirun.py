@@ -12,9 +12,9 @@ from backprop_lab.tracking.provenance import TAG_PREFIX
 from backprop_lab.tracking.publishing import (
     child_statuses,
     create_run,
+    end_run,
     experiment_id_for,
     run_status,
-    set_terminated,
 )
 from backprop_lab.tracking.records import (
     MAX_RUN_NAME,
@@ -97,4 +97,4 @@ class MultirunTrackingCallback(_HydraCallback):
                     status = "FAILED"
                 else:
                     status = "FINISHED" if ended else "KILLED"
-            set_terminated(self._uri, self._run_id, status)
+            end_run(self._uri, self._run_id, status)

@@ -103,15 +103,6 @@ def child_statuses(uri: str, run_id: str) -> set[str]:
     return {child.info.status for child in children}
 
 
-def set_terminated(uri: str, run_id: str, status: str) -> None:
-    """Close a run with ``status`` (and its end time)."""
-    database = local_database(uri)
-    if database is not None and local_store.run_info(database, run_id) is not None:
-        local_store.set_status(database, run_id, status)
-    else:
-        client(uri).set_terminated(run_id, status=status)
-
-
 def create_run(record: RunRecord) -> str:
     """Create the MLflow run (status RUNNING) with its params, tags and dataset inputs; return
     its id."""
